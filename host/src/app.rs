@@ -1,0 +1,136 @@
+//! The running server: shared state ([`App`]) and its lifecycle
+//! ([`Server`]): bind, serve, shut down gracefully.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::auth::{AuthError, Authenticator};
+use crate::bus::Bus;
+use crate::config::{Config, DEV_SECRET};
+use crate::metrics::Metrics;
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The auth configuration is unusable.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// Serving failed.
+    #[error("server error: {0}")]
+    Serve(#[from] std::io::Error),
+}
+
+/// State every connection and handler shares.
+pub struct App {
+    /// The configuration in force.
+    pub config: Arc<Config>,
+    /// Token verification.
+    pub auth: Authenticator,
+    /// Delivery.
+    pub bus: Arc<Bus>,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+    /// Cancelled when the server shuts down; sessions then close with 1001.
+    pub shutdown: CancellationToken,
+    /// Tracks live sessions so shutdown can wait for their close frames.
+    pub sessions: TaskTracker,
+    /// Caps concurrent connections.
+    pub connections: Arc<Semaphore>,
+}
+
+impl App {
+    /// Builds the shared state.
+    ///
+    /// # Errors
+    /// An unusable auth configuration.
+    pub fn new(config: Config) -> Result<Arc<Self>, StartError> {
+        if config.auth.jwt_secret == DEV_SECRET {
+            tracing::warn!(
+                "using the built-in development JWT secret; set auth.jwt_secret for production"
+            );
+        }
+        let metrics = Arc::new(Metrics::default());
+        Ok(Arc::new(Self {
+            auth: Authenticator::new(&config.auth)?,
+            bus: Arc::new(Bus::new(metrics.clone())),
+            connections: Arc::new(Semaphore::new(config.limits.max_connections)),
+            config: Arc::new(config),
+            metrics,
+            shutdown: CancellationToken::new(),
+            sessions: TaskTracker::new(),
+        }))
+    }
+}
+
+/// A started server.
+pub struct Server {
+    /// The bound address (useful with port 0).
+    pub addr: SocketAddr,
+    /// Its shared state.
+    pub app: Arc<App>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl Server {
+    /// Binds `config.listen` and starts serving in the background.
+    ///
+    /// # Errors
+    /// Bad auth configuration, or the address cannot be bound.
+    pub async fn start(config: Config) -> Result<Self, StartError> {
+        let addr = config.listen;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Bind { addr, source })?;
+        let addr = listener.local_addr()?;
+        let app = App::new(config)?;
+        let router = crate::gateway::router(app.clone());
+        let shutdown = app.shutdown.clone();
+        let task = tokio::spawn(async move {
+            axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+            .await
+        });
+        tracing::info!(%addr, "listening");
+        Ok(Self { addr, app, task })
+    }
+
+    /// Starts shutting down: stop accepting, close every socket with 1001.
+    pub fn shutdown(&self) {
+        self.app.shutdown.cancel();
+    }
+
+    /// Waits until the server stopped and every session said goodbye
+    /// (at most five seconds for the sessions).
+    ///
+    /// # Errors
+    /// The server failed while serving.
+    pub async fn wait(self) -> Result<(), StartError> {
+        let served = self.task.await.unwrap_or(Ok(()));
+        self.app.sessions.close();
+        if tokio::time::timeout(Duration::from_secs(5), self.app.sessions.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("sessions still open after 5 s; exiting anyway");
+        }
+        served.map_err(StartError::Serve)
+    }
+}

@@ -1,0 +1,340 @@
+//! The bus: who is connected, who listens to what, and delivery.
+//!
+//! Every dialect, plugin and store write delivers through here, which is
+//! what lets a Daptin client's message reach a jac-cloud client. Delivery
+//! never waits: each client has a bounded queue, and a client whose queue is
+//! full is a slow consumer and gets disconnected, so it cannot hold up the
+//! publisher or anyone else.
+
+mod envelope;
+mod filter;
+mod presence;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, OnceLock};
+
+use axum::extract::ws::Utf8Bytes;
+use parking_lot::RwLock;
+use serde_json::Value;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+pub use envelope::{Change, Envelope, Event, Member, Origin, PresenceKind, DIALECTS};
+pub use filter::{type_name, Filter};
+
+use crate::metrics::Metrics;
+
+/// Close code sent to slow consumers (1013: try again later).
+pub const CLOSE_SLOW_CONSUMER: u16 = 1013;
+
+/// What a session's writer takes off its queue.
+#[derive(Debug, Clone)]
+pub enum Outbound {
+    /// A shared event, encoded for the session's dialect.
+    Event(Arc<Envelope>),
+    /// A frame already encoded for this one client.
+    Frame(Utf8Bytes),
+}
+
+/// Asks one session to close, with a code and reason, from anywhere.
+#[derive(Debug, Default)]
+pub struct Kill {
+    token: CancellationToken,
+    reason: OnceLock<(u16, String)>,
+}
+
+impl Kill {
+    /// Requests the close; the first reason given wins.
+    pub fn kill(&self, code: u16, reason: impl Into<String>) {
+        let _ = self.reason.set((code, reason.into()));
+        self.token.cancel();
+    }
+
+    /// Resolves once a close was requested.
+    pub async fn requested(&self) {
+        self.token.cancelled().await;
+    }
+
+    /// The requested close code and reason.
+    pub fn reason(&self) -> Option<&(u16, String)> {
+        self.reason.get()
+    }
+}
+
+/// A registered connection's end of the bus.
+pub struct Registration {
+    /// The connection's id.
+    pub id: Arc<str>,
+    /// Its outbound queue.
+    pub rx: mpsc::Receiver<Outbound>,
+    /// Its close switch.
+    pub kill: Arc<Kill>,
+}
+
+struct ClientEntry {
+    id: Arc<str>,
+    tx: mpsc::Sender<Outbound>,
+    user_id: Option<String>,
+    kill: Arc<Kill>,
+    channels: HashSet<String>,
+    presence: HashSet<String>,
+}
+
+#[derive(Default)]
+struct State {
+    clients: HashMap<Arc<str>, ClientEntry>,
+    /// channel → subscriber → its filter (client's AND guard's).
+    channels: HashMap<String, HashMap<Arc<str>, Option<Filter>>>,
+    users: HashMap<String, HashSet<Arc<str>>>,
+    presence: HashMap<String, Vec<Member>>,
+}
+
+/// The local bus.
+pub struct Bus {
+    state: RwLock<State>,
+    metrics: Arc<Metrics>,
+}
+
+impl Bus {
+    /// An empty bus reporting to `metrics`.
+    pub fn new(metrics: Arc<Metrics>) -> Self {
+        Self {
+            state: RwLock::default(),
+            metrics,
+        }
+    }
+
+    /// Registers a connection with a fresh id (jac-cloud's
+    /// `<unix secs>:<hex>` form, unique across restarts).
+    pub fn register(&self, user_id: Option<String>, queue: usize) -> Registration {
+        let id: Arc<str> = format!(
+            "{}:{}",
+            crate::now_ms() / 1000,
+            uuid::Uuid::new_v4().simple()
+        )
+        .into();
+        let (tx, rx) = mpsc::channel(queue.max(1));
+        let kill = Arc::new(Kill::default());
+        let mut state = self.state.write();
+        if let Some(user) = &user_id {
+            state
+                .users
+                .entry(user.clone())
+                .or_default()
+                .insert(id.clone());
+        }
+        state.clients.insert(
+            id.clone(),
+            ClientEntry {
+                id: id.clone(),
+                tx,
+                user_id,
+                kill: kill.clone(),
+                channels: HashSet::new(),
+                presence: HashSet::new(),
+            },
+        );
+        Registration { id, rx, kill }
+    }
+
+    /// Forgets a connection: its subscriptions go, and it leaves every
+    /// presence list it was on (others see the leave events).
+    pub fn unregister(&self, id: &str) {
+        let left = {
+            let mut state = self.state.write();
+            let Some(entry) = state.clients.remove(id) else {
+                return;
+            };
+            for channel in &entry.channels {
+                remove_subscriber(&mut state.channels, channel, id);
+            }
+            if let Some(user) = &entry.user_id {
+                remove_user_client(&mut state.users, user, id);
+            }
+            entry
+                .presence
+                .iter()
+                .filter_map(|channel| presence::remove(&mut state.presence, channel, id))
+                .collect::<Vec<_>>()
+        };
+        for (channel, member) in left {
+            self.announce_presence(channel, PresenceKind::Leave, member);
+        }
+    }
+
+    /// Changes the user a connection acts as, keeping its subscriptions.
+    pub fn set_user(&self, id: &str, user_id: Option<String>) {
+        let mut state = self.state.write();
+        let state = &mut *state;
+        let Some(entry) = state.clients.get_mut(id) else {
+            return;
+        };
+        if let Some(old) = entry.user_id.take() {
+            remove_user_client(&mut state.users, &old, id);
+        }
+        if let Some(new) = &user_id {
+            state
+                .users
+                .entry(new.clone())
+                .or_default()
+                .insert(entry.id.clone());
+        }
+        entry.user_id = user_id;
+    }
+
+    /// Subscribes a connection to a channel (replacing its filter if it was
+    /// subscribed already). Returns false for an unknown connection.
+    pub fn subscribe(&self, id: &str, channel: &str, filter: Option<Filter>) -> bool {
+        let mut state = self.state.write();
+        let Some(entry) = state.clients.get_mut(id) else {
+            return false;
+        };
+        let key = entry.id.clone();
+        entry.channels.insert(channel.to_owned());
+        state
+            .channels
+            .entry(channel.to_owned())
+            .or_default()
+            .insert(key, filter);
+        true
+    }
+
+    /// Unsubscribes; returns whether the connection was subscribed.
+    pub fn unsubscribe(&self, id: &str, channel: &str) -> bool {
+        let mut state = self.state.write();
+        let was = state
+            .clients
+            .get_mut(id)
+            .is_some_and(|e| e.channels.remove(channel));
+        if was {
+            remove_subscriber(&mut state.channels, channel, id);
+        }
+        was
+    }
+
+    /// The channels a connection is subscribed to, sorted.
+    pub fn channels_of(&self, id: &str) -> Vec<String> {
+        let state = self.state.read();
+        let mut channels: Vec<String> = state
+            .clients
+            .get(id)
+            .map(|e| e.channels.iter().cloned().collect())
+            .unwrap_or_default();
+        channels.sort();
+        channels
+    }
+
+    /// Delivers `event` to a channel's subscribers whose filter matches
+    /// `subject` (the payload or record the filter looks at). Returns how
+    /// many it reached.
+    pub fn publish(&self, channel: &str, event: Event, subject: &Value) -> usize {
+        let envelope = Envelope::new(event);
+        let state = self.state.read();
+        let Some(subscribers) = state.channels.get(channel) else {
+            return 0;
+        };
+        subscribers
+            .iter()
+            .filter(|(_, filter)| filter.as_ref().is_none_or(|f| f.matches(subject)))
+            .filter(|(id, _)| self.deliver(&state, id, Outbound::Event(envelope.clone())))
+            .count()
+    }
+
+    /// Delivers to these connections. Returns how many it reached.
+    pub fn send_to_clients<S: AsRef<str>>(&self, ids: &[S], event: Event) -> usize {
+        let envelope = Envelope::new(event);
+        let state = self.state.read();
+        let unique: HashSet<&str> = ids.iter().map(AsRef::as_ref).collect();
+        unique
+            .into_iter()
+            .filter(|id| self.deliver(&state, id, Outbound::Event(envelope.clone())))
+            .count()
+    }
+
+    /// Delivers to every connection of these users. Returns how many
+    /// connections it reached.
+    pub fn send_to_users<S: AsRef<str>>(&self, users: &[S], event: Event) -> usize {
+        let envelope = Envelope::new(event);
+        let state = self.state.read();
+        let targets: HashSet<&Arc<str>> = users
+            .iter()
+            .filter_map(|u| state.users.get(u.as_ref()))
+            .flatten()
+            .collect();
+        targets
+            .into_iter()
+            .filter(|id| self.deliver(&state, id, Outbound::Event(envelope.clone())))
+            .count()
+    }
+
+    /// Sends one client an already-encoded frame.
+    pub fn send_frame(&self, id: &str, frame: Utf8Bytes) -> bool {
+        let state = self.state.read();
+        self.deliver(&state, id, Outbound::Frame(frame))
+    }
+
+    /// Asks a connection to close.
+    pub fn kill(&self, id: &str, code: u16, reason: &str) -> bool {
+        let state = self.state.read();
+        state
+            .clients
+            .get(id)
+            .map(|e| e.kill.kill(code, reason))
+            .is_some()
+    }
+
+    /// How many connections are registered.
+    pub fn client_count(&self) -> usize {
+        self.state.read().clients.len()
+    }
+
+    /// Whether a connection is registered.
+    pub fn is_connected(&self, id: &str) -> bool {
+        self.state.read().clients.contains_key(id)
+    }
+
+    /// Queues `out` for one client without waiting. A full queue marks a
+    /// slow consumer: it is disconnected and counted, and the message is
+    /// dropped for it alone.
+    fn deliver(&self, state: &State, id: &str, out: Outbound) -> bool {
+        let Some(entry) = state.clients.get(id) else {
+            return false;
+        };
+        match entry.tx.try_send(out) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                if entry.kill.reason().is_none() {
+                    self.metrics.disconnect("slow_consumer");
+                    tracing::warn!(client = %id, "slow consumer: outbound queue full, disconnecting");
+                }
+                entry
+                    .kill
+                    .kill(CLOSE_SLOW_CONSUMER, "slow consumer: outbound queue full");
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+}
+
+fn remove_subscriber(
+    channels: &mut HashMap<String, HashMap<Arc<str>, Option<Filter>>>,
+    channel: &str,
+    id: &str,
+) {
+    if let Some(subs) = channels.get_mut(channel) {
+        subs.remove(id);
+        if subs.is_empty() {
+            channels.remove(channel);
+        }
+    }
+}
+
+fn remove_user_client(users: &mut HashMap<String, HashSet<Arc<str>>>, user: &str, id: &str) {
+    if let Some(set) = users.get_mut(user) {
+        set.remove(id);
+        if set.is_empty() {
+            users.remove(user);
+        }
+    }
+}

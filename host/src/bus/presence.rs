@@ -1,0 +1,117 @@
+//! Presence: who is in a channel, with the metadata they joined with.
+//! Joins and leaves are announced to the channel's subscribers and to the
+//! other members, as SoliDB does.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use super::{Bus, Event, Member, Outbound, PresenceKind};
+use crate::bus::Envelope;
+
+impl Bus {
+    /// Puts a connection on a channel's presence list (updating its info if
+    /// it is there already) and announces the join. `None` for an unknown
+    /// connection.
+    pub fn presence_join(&self, id: &str, channel: &str, info: Value) -> Option<Member> {
+        let member = {
+            let mut state = self.state.write();
+            let state = &mut *state;
+            let entry = state.clients.get_mut(id)?;
+            entry.presence.insert(channel.to_owned());
+            let member = Member {
+                client_id: entry.id.clone(),
+                user_id: entry.user_id.clone(),
+                info,
+                joined_at: crate::now_ms(),
+            };
+            let list = state.presence.entry(channel.to_owned()).or_default();
+            match list.iter_mut().find(|m| &*m.client_id == id) {
+                Some(existing) => {
+                    existing.info = member.info.clone();
+                    existing.user_id = member.user_id.clone();
+                }
+                None => list.push(member.clone()),
+            }
+            member
+        };
+        self.announce_presence(channel.to_owned(), PresenceKind::Join, member.clone());
+        Some(member)
+    }
+
+    /// Takes a connection off a channel's presence list and announces the
+    /// leave. Returns whether it was there.
+    pub fn presence_leave(&self, id: &str, channel: &str) -> bool {
+        let removed = {
+            let mut state = self.state.write();
+            let was = state
+                .clients
+                .get_mut(id)
+                .is_some_and(|e| e.presence.remove(channel));
+            if was {
+                remove(&mut state.presence, channel, id)
+            } else {
+                None
+            }
+        };
+        match removed {
+            Some((channel, member)) => {
+                self.announce_presence(channel, PresenceKind::Leave, member);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Who is on a channel's presence list, oldest first.
+    pub fn presence_list(&self, channel: &str) -> Vec<Member> {
+        self.state
+            .read()
+            .presence
+            .get(channel)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Tells the channel's subscribers and members, except the member
+    /// itself, about a join or leave.
+    pub(super) fn announce_presence(&self, channel: String, kind: PresenceKind, member: Member) {
+        let state = self.state.read();
+        let mut targets: HashSet<Arc<str>> = state
+            .channels
+            .get(&channel)
+            .map(|subs| subs.keys().cloned().collect())
+            .unwrap_or_default();
+        if let Some(members) = state.presence.get(&channel) {
+            targets.extend(members.iter().map(|m| m.client_id.clone()));
+        }
+        targets.remove(&member.client_id);
+        if targets.is_empty() {
+            return;
+        }
+        let envelope = Envelope::new(Event::Presence {
+            channel,
+            kind,
+            member,
+        });
+        for id in targets {
+            self.deliver(&state, &id, Outbound::Event(envelope.clone()));
+        }
+    }
+}
+
+/// Removes `id` from `channel`'s list, dropping empty lists.
+pub(super) fn remove(
+    presence: &mut HashMap<String, Vec<Member>>,
+    channel: &str,
+    id: &str,
+) -> Option<(String, Member)> {
+    let list = presence.get_mut(channel)?;
+    let index = list.iter().position(|m| &*m.client_id == id)?;
+    let member = list.remove(index);
+    if list.is_empty() {
+        presence.remove(channel);
+    }
+    Some((channel.to_owned(), member))
+}

@@ -1,0 +1,127 @@
+//! The `switchboard` command line: `serve` runs the server, `token` mints
+//! a development token with the configured secret. Lives in the library so
+//! the test package can build the very same command as its own binary.
+
+use std::path::PathBuf;
+
+use crate::{Config, Server};
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use serde_json::{Map, Value};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(
+    name = "switchboard",
+    version,
+    about = "Real-time WebSocket server with WebAssembly plugins"
+)]
+struct Cli {
+    /// A TOML configuration file; embedded defaults apply without one, and
+    /// SWITCHBOARD_* environment variables override both.
+    #[arg(long, short, global = true, env = "SWITCHBOARD_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve {
+        /// Listen address, e.g. 127.0.0.1:3001 (overrides `listen`).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// The plugins folder (overrides `plugins.dir`).
+        #[arg(long)]
+        plugins: Option<PathBuf>,
+    },
+    /// Print a signed HS256 development token.
+    Token {
+        /// The user id (`sub` claim).
+        #[arg(long)]
+        sub: String,
+        /// The `role` claim.
+        #[arg(long)]
+        role: Option<String>,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 3600)]
+        ttl: u64,
+        /// Extra claims as key=value (value parsed as JSON when it parses).
+        #[arg(long = "claim", value_parser = parse_claim)]
+        claims: Vec<(String, Value)>,
+    },
+}
+
+fn parse_claim(raw: &str) -> Result<(String, Value), String> {
+    let (key, value) = raw
+        .split_once('=')
+        .ok_or_else(|| format!("expected key=value, got `{raw}`"))?;
+    let value = serde_json::from_str(value).unwrap_or_else(|_| Value::String(value.to_owned()));
+    Ok((key.to_owned(), value))
+}
+
+/// Runs the command line and returns the process exit code.
+pub fn main() -> std::process::ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let mut config = Config::load(cli.config.as_deref()).context("loading configuration")?;
+    match cli.command {
+        Command::Serve { listen, plugins } => {
+            if let Some(listen) = listen {
+                config.listen = listen;
+            }
+            if let Some(dir) = plugins {
+                config.plugins.dir = dir;
+            }
+            let server = Server::start(config).await?;
+            println!("switchboard listening on ws://{}", server.addr);
+            let app = server.app.clone();
+            tokio::spawn(async move {
+                crate::shutdown::signal().await;
+                app.shutdown.cancel();
+            });
+            server.wait().await?;
+            tracing::info!("stopped");
+        }
+        Command::Token {
+            sub,
+            role,
+            ttl,
+            claims,
+        } => {
+            let extra: Map<String, Value> = claims.into_iter().collect();
+            let token = crate::auth::mint_token(
+                &config.auth.jwt_secret,
+                &sub,
+                role.as_deref(),
+                ttl,
+                extra,
+            )?;
+            println!("{token}");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,293 @@
+//! Configuration: embedded defaults, then an optional TOML file, then
+//! `SWITCHBOARD_*` environment variables (nested keys joined by `__`,
+//! e.g. `SWITCHBOARD_AUTH__REQUIRED=true`).
+//!
+//! Every field has a default so `switchboard serve` runs with no file at all.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+/// The secret used when none is configured. Good for trying things out only,
+/// which is why the server logs a warning when it is in use.
+pub const DEV_SECRET: &str = "switchboard-dev-secret-change-me";
+
+/// Why the configuration could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A file, key or value was wrong; figment's message names which.
+    #[error("invalid configuration: {0}")]
+    Invalid(#[from] Box<figment::Error>),
+    /// A referenced file (such as the RS256 public key) could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file that was named.
+        path: PathBuf,
+        /// What the file system said.
+        source: std::io::Error,
+    },
+}
+
+/// The whole server configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where to listen; port 0 picks a free port (the bound address is logged).
+    pub listen: SocketAddr,
+    /// Connection limits and timings.
+    pub limits: Limits,
+    /// Token verification.
+    pub auth: AuthConfig,
+    /// WebAssembly plugins.
+    pub plugins: PluginsConfig,
+    /// Embedded storage.
+    pub store: StoreConfig,
+    /// Resources clients may read, write and subscribe to (s3db.js `resources`).
+    pub resources: BTreeMap<String, ResourceConfig>,
+    /// Paths the protocol dialects are served at.
+    pub paths: PathsConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 3001)),
+            limits: Limits::default(),
+            auth: AuthConfig::default(),
+            plugins: PluginsConfig::default(),
+            store: StoreConfig::default(),
+            resources: BTreeMap::new(),
+            paths: PathsConfig::default(),
+        }
+    }
+}
+
+/// Per-connection limits. Milliseconds, as in the s3db.js options.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// How often the server pings each client.
+    pub heartbeat_interval_ms: u64,
+    /// How long after a ping a silent client is dropped.
+    pub heartbeat_timeout_ms: u64,
+    /// Largest accepted frame in bytes; larger ones close the socket with 1009.
+    pub max_payload_bytes: usize,
+    /// Requests allowed per window per connection; 0 disables the limit.
+    pub rate_limit_max_requests: u32,
+    /// The rate-limit window.
+    pub rate_limit_window_ms: u64,
+    /// Frames queued for one client before it counts as a slow consumer and
+    /// is disconnected (so it never slows anyone else down).
+    pub outbound_queue: usize,
+    /// Most connections served at once; further upgrades get HTTP 503.
+    pub max_connections: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            heartbeat_interval_ms: 30_000,
+            heartbeat_timeout_ms: 10_000,
+            max_payload_bytes: 1024 * 1024,
+            rate_limit_max_requests: 0,
+            rate_limit_window_ms: 60_000,
+            outbound_queue: 1024,
+            max_connections: 200_000,
+        }
+    }
+}
+
+impl Limits {
+    /// The heartbeat interval as a duration.
+    pub fn heartbeat_interval(&self) -> Duration {
+        Duration::from_millis(self.heartbeat_interval_ms.max(1))
+    }
+
+    /// The heartbeat timeout as a duration.
+    pub fn heartbeat_timeout(&self) -> Duration {
+        Duration::from_millis(self.heartbeat_timeout_ms.max(1))
+    }
+}
+
+/// How clients prove who they are.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Refuse anonymous clients.
+    pub required: bool,
+    /// HS256 secret; tokens signed with it are accepted.
+    pub jwt_secret: String,
+    /// RS256 public key (PEM text); tokens signed with the matching private key are accepted.
+    pub jwt_public_key_pem: Option<String>,
+    /// File holding the RS256 public key, read at start-up.
+    pub jwt_public_key_file: Option<PathBuf>,
+    /// Required `iss` claim, when set.
+    pub issuer: Option<String>,
+    /// Required `aud` claim, when set.
+    pub audience: Option<String>,
+    /// API keys: key → identity.
+    pub api_keys: BTreeMap<String, ApiKeyIdentity>,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            required: false,
+            jwt_secret: DEV_SECRET.to_owned(),
+            jwt_public_key_pem: None,
+            jwt_public_key_file: None,
+            issuer: None,
+            audience: None,
+            api_keys: BTreeMap::new(),
+        }
+    }
+}
+
+/// The identity an API key stands for.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyIdentity {
+    /// The user id the key acts as.
+    pub id: String,
+    /// Its role.
+    #[serde(default)]
+    pub role: Option<String>,
+    /// Extra claims (tenant, scopes...) handed to guards.
+    #[serde(default, flatten)]
+    pub claims: BTreeMap<String, serde_json::Value>,
+}
+
+/// Where plugins come from and how tightly they are held.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PluginsConfig {
+    /// The folder watched for `*.wasm` components.
+    pub dir: PathBuf,
+    /// Watch the folder and hot-reload changes.
+    pub watch: bool,
+    /// Wall-clock budget of one plugin call.
+    pub timeout_ms: u64,
+    /// Linear-memory cap of one plugin instance.
+    pub max_memory_bytes: usize,
+    /// Per-plugin overrides, by manifest name.
+    pub overrides: BTreeMap<String, PluginLimits>,
+}
+
+impl Default for PluginsConfig {
+    fn default() -> Self {
+        Self {
+            dir: PathBuf::from("plugins"),
+            watch: true,
+            timeout_ms: 1_000,
+            max_memory_bytes: 64 * 1024 * 1024,
+            overrides: BTreeMap::new(),
+        }
+    }
+}
+
+/// Limits for one plugin, overriding the defaults.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PluginLimits {
+    /// Wall-clock budget of one call.
+    pub timeout_ms: Option<u64>,
+    /// Linear-memory cap.
+    pub max_memory_bytes: Option<usize>,
+}
+
+/// Embedded storage.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// The redb file; created when missing.
+    pub path: PathBuf,
+    /// Largest record accepted, in bytes of JSON.
+    pub max_record_bytes: usize,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            path: PathBuf::from("data/switchboard.redb"),
+            max_record_bytes: 256 * 1024,
+        }
+    }
+}
+
+/// One resource, as in the s3db.js `resources` option.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ResourceConfig {
+    /// Roles allowed to use the resource; empty allows everyone.
+    pub auth: Vec<String>,
+    /// Fields that never leave the server.
+    pub protected: Vec<String>,
+    /// Events broadcast to subscribers; empty means all of insert, update, delete.
+    pub events: Vec<String>,
+}
+
+/// Paths the dialects are served at.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PathsConfig {
+    /// The native protocol (also served at `/`).
+    pub native: String,
+    /// Daptin's `/live`.
+    pub daptin: String,
+    /// jac-cloud's `/websocket`.
+    pub jac: String,
+    /// rtbdp's endpoint.
+    pub rtbdp: String,
+}
+
+impl Default for PathsConfig {
+    fn default() -> Self {
+        Self {
+            native: "/ws".into(),
+            daptin: "/live".into(),
+            jac: "/websocket".into(),
+            rtbdp: "/rtbdp".into(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads defaults, then `file` if given, then the environment.
+    ///
+    /// # Errors
+    /// A file that does not parse, an unknown key, a value of the wrong type,
+    /// or an unreadable key file.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(ConfigError::Read {
+                    path: path.to_owned(),
+                    source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+                });
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        figment = figment.merge(Env::prefixed("SWITCHBOARD_").split("__"));
+        let mut config: Config = figment.extract().map_err(Box::new)?;
+        config.resolve_files()?;
+        Ok(config)
+    }
+
+    /// Reads files the configuration points at, so later code sees only values.
+    fn resolve_files(&mut self) -> Result<(), ConfigError> {
+        if let Some(path) = &self.auth.jwt_public_key_file {
+            let pem = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            self.auth.jwt_public_key_pem = Some(pem);
+        }
+        Ok(())
+    }
+}

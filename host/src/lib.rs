@@ -1,0 +1,42 @@
+//! Switchboard: a real-time WebSocket server whose application logic —
+//! walkers and guards — is WebAssembly components.
+//!
+//! # Layout
+//! The flow of a frame, top to bottom:
+//! - [`gateway`]: axum routes; upgrades each dialect's path, extracts and
+//!   verifies the token, serves `/healthz`, `/readyz`, `/metrics`.
+//! - [`session`]: one task per connection: read, apply, write, heartbeat,
+//!   rate limit, slow-consumer and oversize handling.
+//! - [`protocol`]: the [`protocol::Dialect`] trait and the dialects, which
+//!   decode frames into one [`protocol::Command`] set and encode replies.
+//! - [`bus`]: connections, channels, users, presence and non-blocking
+//!   delivery with per-dialect encoding caches.
+//! - [`auth`]: JWT (HS256 / RS256) and API-key verification.
+//! - [`config`]: defaults, TOML file, `SWITCHBOARD_*` environment.
+//! - [`metrics`]: Prometheus counters.
+//! - [`app`]: shared state and the server's lifecycle; [`shutdown`]: signals.
+//! - [`error`]: the error codes clients see.
+//! - [`cli`]: the `switchboard` command line.
+
+pub mod app;
+pub mod auth;
+pub mod bus;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod gateway;
+pub mod metrics;
+pub mod protocol;
+pub mod session;
+pub mod shutdown;
+
+pub use app::{App, Server, StartError};
+pub use config::Config;
+
+/// Unix time in milliseconds; 0 if the clock is before 1970.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

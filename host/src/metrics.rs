@@ -1,0 +1,142 @@
+//! Prometheus metrics served at `/metrics`. Counters are plain atomics
+//! (prometheus-client), so the hot path pays one relaxed add per update.
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+type Labels = Vec<(&'static str, String)>;
+
+/// Every metric the server exports.
+pub struct Metrics {
+    registry: Registry,
+    /// Connections open now.
+    pub connections: Gauge,
+    /// Connections accepted since start.
+    pub connections_total: Counter,
+    /// Frames received from clients.
+    pub messages_in: Counter,
+    /// Frames sent to clients.
+    pub messages_out: Counter,
+    /// Error frames sent, by code.
+    pub errors: Family<Labels, Counter>,
+    /// Connections dropped by the server, by reason (slow_consumer,
+    /// heartbeat_timeout, payload_too_large...).
+    pub disconnects: Family<Labels, Counter>,
+    /// Plugin calls, by plugin and outcome (ok, error, trap, timeout).
+    pub plugin_calls: Family<Labels, Counter>,
+    /// Plugin loads, by file and outcome (loaded, failed, removed).
+    pub plugin_loads: Family<Labels, Counter>,
+    /// Store writes committed.
+    pub store_writes: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::default();
+        let m = Metrics {
+            connections: Gauge::default(),
+            connections_total: Counter::default(),
+            messages_in: Counter::default(),
+            messages_out: Counter::default(),
+            errors: Family::default(),
+            disconnects: Family::default(),
+            plugin_calls: Family::default(),
+            plugin_loads: Family::default(),
+            store_writes: Counter::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "switchboard_connections",
+            "Connections open now",
+            m.connections.clone(),
+        );
+        registry.register(
+            "switchboard_connections_accepted",
+            "Connections accepted since start",
+            m.connections_total.clone(),
+        );
+        registry.register(
+            "switchboard_messages_in",
+            "Frames received from clients",
+            m.messages_in.clone(),
+        );
+        registry.register(
+            "switchboard_messages_out",
+            "Frames sent to clients",
+            m.messages_out.clone(),
+        );
+        registry.register(
+            "switchboard_errors",
+            "Error frames sent, by code",
+            m.errors.clone(),
+        );
+        registry.register(
+            "switchboard_disconnects",
+            "Connections dropped by the server, by reason",
+            m.disconnects.clone(),
+        );
+        registry.register(
+            "switchboard_plugin_calls",
+            "Plugin calls, by plugin and outcome",
+            m.plugin_calls.clone(),
+        );
+        registry.register(
+            "switchboard_plugin_loads",
+            "Plugin file loads, by file and outcome",
+            m.plugin_loads.clone(),
+        );
+        registry.register(
+            "switchboard_store_writes",
+            "Store writes committed",
+            m.store_writes.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+}
+
+impl Metrics {
+    /// Counts an error frame.
+    pub fn error(&self, code: crate::error::ErrorCode) {
+        self.errors
+            .get_or_create(&vec![("code", code.as_str().to_owned())])
+            .inc();
+    }
+
+    /// Counts a server-side disconnect.
+    pub fn disconnect(&self, reason: &'static str) {
+        self.disconnects
+            .get_or_create(&vec![("reason", reason.to_owned())])
+            .inc();
+    }
+
+    /// Counts a plugin call outcome.
+    pub fn plugin_call(&self, plugin: &str, outcome: &'static str) {
+        self.plugin_calls
+            .get_or_create(&vec![
+                ("plugin", plugin.to_owned()),
+                ("outcome", outcome.to_owned()),
+            ])
+            .inc();
+    }
+
+    /// Counts a plugin load outcome.
+    pub fn plugin_load(&self, file: &str, outcome: &'static str) {
+        self.plugin_loads
+            .get_or_create(&vec![
+                ("file", file.to_owned()),
+                ("outcome", outcome.to_owned()),
+            ])
+            .inc();
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}

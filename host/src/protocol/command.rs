@@ -1,0 +1,227 @@
+//! The one command set every dialect decodes into, and the replies the
+//! core produces for dialects to encode.
+
+use serde_json::Value;
+
+use crate::bus::Member;
+
+/// What a subscription is to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Target {
+    /// A pub/sub channel.
+    Channel(String),
+    /// A resource's change events.
+    Resource(String),
+}
+
+impl Target {
+    /// The channel or resource name.
+    pub fn name(&self) -> &str {
+        match self {
+            Target::Channel(n) | Target::Resource(n) => n,
+        }
+    }
+}
+
+/// One decoded request.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// The client's request id (`requestId`, Daptin's `id`), echoed back.
+    pub id: Option<Value>,
+    /// What to do.
+    pub command: Command,
+}
+
+/// Everything a client can ask for, whatever its dialect.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    /// Liveness check.
+    Ping,
+    /// Resend the connection's own info (jac-cloud `connection`).
+    Info,
+    /// Change identity in-band; `None` returns to anonymous.
+    Auth {
+        /// The new token.
+        token: Option<String>,
+    },
+    /// Subscribe to a channel or resource.
+    Subscribe {
+        /// What to.
+        target: Target,
+        /// An equality filter on payloads or records.
+        filter: Value,
+        /// Which change events (resources only); empty means all.
+        events: Vec<String>,
+        /// Resume after this sequence number (resources only).
+        since: Option<u64>,
+    },
+    /// Stop a subscription.
+    Unsubscribe {
+        /// What from.
+        target: Target,
+    },
+    /// Publish to a channel.
+    Publish {
+        /// Where.
+        channel: String,
+        /// The payload.
+        message: Value,
+    },
+    /// Send directly to users, clients and channels.
+    Send {
+        /// Target user ids.
+        users: Vec<String>,
+        /// Target client ids.
+        clients: Vec<String>,
+        /// Target channels.
+        channels: Vec<String>,
+        /// The payload.
+        data: Value,
+    },
+    /// Join a channel's presence list.
+    PresenceJoin {
+        /// Which channel.
+        channel: String,
+        /// Metadata others see.
+        info: Value,
+    },
+    /// Leave a channel's presence list.
+    PresenceLeave {
+        /// Which channel.
+        channel: String,
+    },
+    /// List a channel's presence.
+    PresenceList {
+        /// Which channel.
+        channel: String,
+    },
+    /// Call a walker.
+    Walker {
+        /// Its name.
+        name: String,
+        /// The walker's context.
+        context: Value,
+    },
+    /// Read one record.
+    Get {
+        /// The resource.
+        resource: String,
+        /// The record id.
+        id: String,
+    },
+    /// List records.
+    List {
+        /// The resource.
+        resource: String,
+        /// Equality filter.
+        filter: Value,
+        /// Page size.
+        limit: Option<usize>,
+        /// Continue after this id.
+        cursor: Option<String>,
+    },
+    /// Insert a record.
+    Insert {
+        /// The resource.
+        resource: String,
+        /// The record.
+        data: Value,
+    },
+    /// Merge fields into a record.
+    Update {
+        /// The resource.
+        resource: String,
+        /// The record id.
+        id: String,
+        /// Fields to change.
+        data: Value,
+    },
+    /// Delete a record.
+    Delete {
+        /// The resource.
+        resource: String,
+        /// The record id.
+        id: String,
+    },
+}
+
+/// What the core answers.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    /// To `Ping`.
+    Pong,
+    /// To `Info`.
+    Info,
+    /// To `Auth`: the new user object (null when anonymous).
+    Authenticated {
+        /// The user as clients see it.
+        user: Value,
+    },
+    /// To `Subscribe`.
+    Subscribed {
+        /// What to.
+        target: Target,
+        /// The effective filter (client's AND guard's).
+        filter: Value,
+        /// The events delivered.
+        events: Vec<String>,
+        /// For `since`: whether every missed event could be replayed.
+        recovered: Option<bool>,
+    },
+    /// To `Unsubscribe`.
+    Unsubscribed {
+        /// What from.
+        target: Target,
+    },
+    /// To `Publish`.
+    Published {
+        /// The channel.
+        channel: String,
+        /// How many connections it reached.
+        delivered: usize,
+    },
+    /// To `Send`.
+    Sent {
+        /// How many connections it reached.
+        delivered: usize,
+    },
+    /// To `PresenceJoin`.
+    Joined {
+        /// The channel.
+        channel: String,
+    },
+    /// To `PresenceLeave`.
+    Left {
+        /// The channel.
+        channel: String,
+        /// Whether the connection was on the list.
+        was_present: bool,
+    },
+    /// To `PresenceList`.
+    Presence {
+        /// The channel.
+        channel: String,
+        /// Who is there.
+        members: Vec<Member>,
+    },
+    /// To `Walker`.
+    Walker {
+        /// The walker's name.
+        name: String,
+        /// HTTP-like status.
+        status: u16,
+        /// Reported values.
+        reports: Vec<Value>,
+        /// The return value.
+        returns: Value,
+    },
+    /// To reads and writes: a record, a list, or a deleted id.
+    Data {
+        /// The resource.
+        resource: String,
+        /// What the operation produced.
+        data: Value,
+        /// For lists: where the next page starts.
+        cursor: Option<String>,
+    },
+}

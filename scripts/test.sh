@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The project's test command (README "Run the tests"): builds the guest
+# components from source, then runs every test in the workspace.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ -x scripts/build-guests.sh ]; then
+  echo "== building guest components"
+  bash scripts/build-guests.sh
+fi
+echo "== cargo test"
+cargo test --workspace --locked

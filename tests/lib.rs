@@ -1,0 +1,207 @@
+//! Test support: start the real server on port 0 and talk to it with real
+//! WebSocket clients (tokio-tungstenite).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use switchboard::{Config, Server};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// How long a test waits for a frame it expects.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// A config for tests: port 0 on loopback, no plugins folder, a temp store.
+pub fn test_config() -> Config {
+    let mut config = Config {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        ..Config::default()
+    };
+    config.plugins.dir = std::env::temp_dir().join(format!("sb-no-plugins-{}", std::process::id()));
+    config.plugins.watch = false;
+    config
+}
+
+/// Starts a server with `config`.
+pub async fn start(config: Config) -> Server {
+    Server::start(config).await.expect("server starts")
+}
+
+/// Starts a server with the test defaults.
+pub async fn start_default() -> Server {
+    start(test_config()).await
+}
+
+/// A connected WebSocket client.
+pub struct Client {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+/// Connects to `path` (with its query) on `addr`.
+pub async fn connect(addr: SocketAddr, path: &str) -> Client {
+    connect_with(addr, path, &[]).await
+}
+
+/// Connects with extra request headers.
+pub async fn connect_with(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Client {
+    let mut request = format!("ws://{addr}{path}")
+        .into_client_request()
+        .expect("request");
+    for (name, value) in headers {
+        request.headers_mut().insert(
+            tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(name.as_bytes())
+                .expect("header name"),
+            HeaderValue::from_str(value).expect("header value"),
+        );
+    }
+    let (ws, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("websocket connects");
+    Client { ws }
+}
+
+/// Connects to the native endpoint and reads the `connected` frame.
+pub async fn connect_native(addr: SocketAddr, query: &str) -> (Client, Value) {
+    let mut client = connect(addr, &format!("/ws{query}")).await;
+    let hello = client.recv().await;
+    assert_eq!(hello["type"], "connected", "first frame: {hello}");
+    (client, hello)
+}
+
+impl Client {
+    /// Sends a JSON frame.
+    pub async fn send(&mut self, value: Value) {
+        self.send_text(&value.to_string()).await;
+    }
+
+    /// Sends raw text.
+    pub async fn send_text(&mut self, text: &str) {
+        self.ws
+            .send(Message::Text(text.into()))
+            .await
+            .expect("send");
+    }
+
+    /// The next JSON text frame (pings are answered by the library and skipped).
+    pub async fn recv(&mut self) -> Value {
+        match self.try_recv(WAIT).await {
+            Some(v) => v,
+            None => panic!("no frame within {WAIT:?}"),
+        }
+    }
+
+    /// The next JSON text frame within `wait`, or none.
+    pub async fn try_recv(&mut self, wait: Duration) -> Option<Value> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let next = tokio::time::timeout_at(deadline, self.ws.next())
+                .await
+                .ok()??;
+            match next.expect("read") {
+                Message::Text(text) => {
+                    return Some(serde_json::from_str(&text).expect("server sends JSON"))
+                }
+                Message::Close(frame) => panic!("unexpected close: {frame:?}"),
+                _ => continue,
+            }
+        }
+    }
+
+    /// Reads until a frame matches, skipping others; panics after [`WAIT`].
+    pub async fn recv_until(&mut self, pred: impl Fn(&Value) -> bool) -> Value {
+        loop {
+            let v = self.recv().await;
+            if pred(&v) {
+                return v;
+            }
+        }
+    }
+
+    /// Sends a request and returns the reply carrying its requestId.
+    pub async fn request(&mut self, mut value: Value, request_id: &str) -> Value {
+        value["requestId"] = Value::from(request_id);
+        self.send(value).await;
+        self.recv_until(|v| v["requestId"] == request_id).await
+    }
+
+    /// Asserts that no text frame arrives within `wait`.
+    pub async fn expect_silence(&mut self, wait: Duration) {
+        if let Some(v) = self.try_recv(wait).await {
+            panic!("expected no frame, got {v}");
+        }
+    }
+
+    /// Reads until the server's close frame; returns it (None if the
+    /// stream ended without one).
+    pub async fn recv_close(&mut self) -> Option<CloseFrame> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            match tokio::time::timeout_at(deadline, self.ws.next()).await {
+                Err(_) => panic!("no close within {WAIT:?}"),
+                Ok(None) | Ok(Some(Err(_))) => return None,
+                Ok(Some(Ok(Message::Close(frame)))) => return frame,
+                Ok(Some(Ok(_))) => continue,
+            }
+        }
+    }
+
+    /// The raw stream, for tests that need control over reading.
+    pub fn raw(&mut self) -> &mut WebSocketStream<MaybeTlsStream<TcpStream>> {
+        &mut self.ws
+    }
+}
+
+/// GETs a path over plain HTTP/1.1 and returns (status, body).
+pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    http_request(addr, "GET", path, None, "").await
+}
+
+/// A minimal HTTP/1.1 request (Connection: close) for health, metrics and
+/// the walker endpoint, so tests need no HTTP client crate.
+pub async fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    auth: Option<&str>,
+    body: &str,
+) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    let auth = auth
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\n{auth}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut raw = Vec::new();
+    tokio::time::timeout(WAIT, stream.read_to_end(&mut raw))
+        .await
+        .expect("response in time")
+        .expect("read");
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status line");
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// Mints a token with the test config's secret.
+pub fn token(sub: &str, role: Option<&str>, extra: Value) -> String {
+    let extra = extra.as_object().cloned().unwrap_or_default();
+    switchboard::auth::mint_token(&Config::default().auth.jwt_secret, sub, role, 3600, extra)
+        .expect("mint")
+}
