@@ -2,6 +2,7 @@
 //! WebSocket clients (tokio-tungstenite).
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -25,7 +26,15 @@ pub fn test_config() -> Config {
     };
     config.plugins.dir = std::env::temp_dir().join(format!("sb-no-plugins-{}", std::process::id()));
     config.plugins.watch = false;
+    // Share compiled components between tests (and runs): the cache is
+    // keyed by content hash, so it can never serve a stale plugin.
+    config.plugins.cache_dir = Some(target_dir().join("wasm-cache"));
     config
+}
+
+/// The workspace's `target/` folder.
+pub fn target_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target")
 }
 
 /// Starts a server with `config`.

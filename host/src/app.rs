@@ -15,6 +15,7 @@ use crate::auth::{AuthError, Authenticator};
 use crate::bus::Bus;
 use crate::config::{Config, DEV_SECRET};
 use crate::metrics::Metrics;
+use crate::plugins::{EngineError, HostEnv, Plugins};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +31,9 @@ pub enum StartError {
         /// What the OS said.
         source: std::io::Error,
     },
+    /// The plugin engine could not start.
+    #[error(transparent)]
+    Plugins(#[from] EngineError),
     /// Serving failed.
     #[error("server error: {0}")]
     Serve(#[from] std::io::Error),
@@ -51,6 +55,8 @@ pub struct App {
     pub sessions: TaskTracker,
     /// Caps concurrent connections.
     pub connections: Arc<Semaphore>,
+    /// Loaded WebAssembly plugins.
+    pub plugins: Arc<Plugins>,
 }
 
 impl App {
@@ -65,9 +71,17 @@ impl App {
             );
         }
         let metrics = Arc::new(Metrics::default());
+        let bus = Arc::new(Bus::new(metrics.clone()));
+        let env = Arc::new(HostEnv {
+            bus: bus.clone(),
+            kv: Default::default(),
+            store: None,
+        });
+        let plugins = Plugins::new(config.plugins.clone(), env, metrics.clone())?;
         Ok(Arc::new(Self {
             auth: Authenticator::new(&config.auth)?,
-            bus: Arc::new(Bus::new(metrics.clone())),
+            bus,
+            plugins,
             connections: Arc::new(Semaphore::new(config.limits.max_connections)),
             config: Arc::new(config),
             metrics,
@@ -98,6 +112,7 @@ impl Server {
             .map_err(|source| StartError::Bind { addr, source })?;
         let addr = listener.local_addr()?;
         let app = App::new(config)?;
+        app.plugins.start().await;
         let router = crate::gateway::router(app.clone());
         let shutdown = app.shutdown.clone();
         let task = tokio::spawn(async move {

@@ -176,6 +176,9 @@ pub struct PluginsConfig {
     pub max_memory_bytes: usize,
     /// Per-plugin overrides, by manifest name.
     pub overrides: BTreeMap<String, PluginLimits>,
+    /// Where compiled components are cached (by content hash) across
+    /// restarts; none disables the disk cache.
+    pub cache_dir: Option<PathBuf>,
 }
 
 impl Default for PluginsConfig {
@@ -186,6 +189,7 @@ impl Default for PluginsConfig {
             timeout_ms: 1_000,
             max_memory_bytes: 64 * 1024 * 1024,
             overrides: BTreeMap::new(),
+            cache_dir: Some(PathBuf::from("data/wasm-cache")),
         }
     }
 }

@@ -11,6 +11,8 @@
 //!   decode frames into one [`protocol::Command`] set and encode replies.
 //! - [`bus`]: connections, channels, users, presence and non-blocking
 //!   delivery with per-dialect encoding caches.
+//! - [`plugins`]: wasmtime components: load, validate, hot reload,
+//!   sandboxed walker / guard / socket calls, and the `host` interface.
 //! - [`auth`]: JWT (HS256 / RS256) and API-key verification.
 //! - [`config`]: defaults, TOML file, `SWITCHBOARD_*` environment.
 //! - [`metrics`]: Prometheus counters.
@@ -26,6 +28,7 @@ pub mod config;
 pub mod error;
 pub mod gateway;
 pub mod metrics;
+pub mod plugins;
 pub mod protocol;
 pub mod session;
 pub mod shutdown;

@@ -7,10 +7,26 @@ use serde_json::{json, Value};
 
 use super::ratelimit::Limiter;
 use crate::auth::Identity;
-use crate::bus::{Event, Filter, Origin};
+use axum::extract::ws::Utf8Bytes;
+
+use crate::bus::{Event, Filter, Origin, Outbound};
 use crate::error::{ClientError, ErrorCode};
+use crate::plugins::{GuardOutcome, Operation, Transport};
 use crate::protocol::{Command, ConnInfo, Dialect, Reply, Target};
 use crate::App;
+
+/// `message` with a guard's patch merged in (objects only: a patch cannot
+/// apply to a scalar payload).
+fn patched(message: &Value, patch: serde_json::Map<String, Value>) -> Value {
+    match message {
+        Value::Object(map) if !patch.is_empty() => {
+            let mut map = map.clone();
+            map.extend(patch);
+            Value::Object(map)
+        }
+        other => other.clone(),
+    }
+}
 
 /// A connection's state beyond the socket.
 pub struct Session {
@@ -50,11 +66,6 @@ impl Session {
             identity: &self.identity,
             query: &self.query,
         }
-    }
-
-    /// The dialect's greeting frames.
-    pub fn greeting(&self) -> Vec<Value> {
-        self.dialect.greeting(&self.conn())
     }
 
     /// Handles one text frame; returns the frames to send back.
@@ -126,7 +137,9 @@ impl Session {
                 filter,
                 ..
             } => {
-                let filter = Filter::from_value(filter).map_err(ClientError::bad_request)?;
+                let client = Filter::from_value(filter).map_err(ClientError::bad_request)?;
+                let guard = self.guard(Operation::Subscribe, channel, filter).await?;
+                let filter = Filter::and(client, guard.filter);
                 bus.subscribe(&self.id, channel, filter.clone());
                 Ok(Reply::Subscribed {
                     target: Target::Channel(channel.clone()),
@@ -144,6 +157,8 @@ impl Session {
                 })
             }
             Command::Publish { channel, message } => {
+                let guard = self.guard(Operation::Publish, channel, message).await?;
+                let message = patched(message, guard.patch);
                 let delivered = bus.publish(
                     channel,
                     Event::Message {
@@ -151,7 +166,7 @@ impl Session {
                         from: Some(self.origin()),
                         data: message.clone(),
                     },
-                    message,
+                    &message,
                 );
                 Ok(Reply::Published {
                     channel: channel.clone(),
@@ -164,6 +179,13 @@ impl Session {
                 channels,
                 data,
             } => {
+                if !users.is_empty() || !clients.is_empty() {
+                    self.guard(Operation::Send, "direct", data).await?;
+                }
+                for channel in channels {
+                    self.guard(Operation::Send, channel, data).await?;
+                }
+                let bus = &self.app.bus;
                 let direct = || Event::Direct {
                     from: self.origin(),
                     data: data.clone(),
@@ -202,10 +224,26 @@ impl Session {
                 channel: channel.clone(),
                 members: bus.presence_list(channel),
             }),
-            Command::Walker { name, .. } => Err(ClientError::new(
-                ErrorCode::NotFound,
-                format!("no walker named `{name}` is loaded"),
-            )),
+            Command::Walker { name, context } => {
+                let outcome = self
+                    .app
+                    .plugins
+                    .call_walker(
+                        name,
+                        context,
+                        &self.identity,
+                        Some(self.id.clone()),
+                        Transport::Ws,
+                    )
+                    .await
+                    .map_err(|e| e.to_client(name))?;
+                Ok(Reply::Walker {
+                    name: name.clone(),
+                    status: outcome.status,
+                    reports: outcome.reports,
+                    returns: outcome.returns,
+                })
+            }
             Command::Subscribe {
                 target: Target::Resource(resource),
                 ..
@@ -224,6 +262,20 @@ impl Session {
         }
     }
 
+    /// Consults the guards for `op` on `target`.
+    async fn guard(
+        &self,
+        op: Operation,
+        target: &str,
+        payload: &Value,
+    ) -> Result<GuardOutcome, ClientError> {
+        Ok(self
+            .app
+            .plugins
+            .guard(op, target, &self.identity, Some(self.id.clone()), payload)
+            .await?)
+    }
+
     fn auth(&mut self, token: Option<&str>) -> Result<Reply, ClientError> {
         let identity = self
             .app
@@ -236,4 +288,26 @@ impl Session {
             user: self.identity.user_json(),
         })
     }
+}
+
+impl super::Handler for Session {
+    fn id(&self) -> &Arc<str> {
+        &self.id
+    }
+
+    async fn greeting(&mut self) -> Result<Vec<Utf8Bytes>, super::Close> {
+        Ok(super::frames(&self.dialect.greeting(&self.conn())))
+    }
+
+    async fn on_text(&mut self, text: &str) -> Result<Vec<Utf8Bytes>, super::Close> {
+        Ok(super::frames(&self.handle_text(text).await))
+    }
+
+    async fn on_outbound(&mut self, out: Outbound) -> Result<Vec<Utf8Bytes>, super::Close> {
+        Ok(super::outbound_text(self.dialect, out)
+            .into_iter()
+            .collect())
+    }
+
+    async fn on_close(&mut self) {}
 }

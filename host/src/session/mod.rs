@@ -1,5 +1,7 @@
-//! One task per connection: reads frames, applies commands, writes replies
-//! and bus events, pings, and closes with a reason when it must.
+//! One task per connection: reads frames, hands them to a [`Handler`],
+//! writes replies and bus events, pings, and closes with a reason when it
+//! must. Dialect sessions ([`Session`]) and scripted sockets share this
+//! loop, so heartbeat, limits and slow-consumer handling apply to both.
 //!
 //! The loop never blocks on one thing: a slow socket write races the kill
 //! switch, so a stuck client is dropped instead of wedging its task.
@@ -7,6 +9,7 @@
 mod apply;
 mod ratelimit;
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,7 +18,7 @@ use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use tokio::time::{sleep_until, Instant};
 
 use crate::auth::Identity;
-use crate::bus::{Kill, Outbound};
+use crate::bus::{Kill, Outbound, Registration};
 use crate::protocol::{encode_event, to_frame, Dialect};
 use crate::App;
 
@@ -23,15 +26,39 @@ pub use apply::Session;
 
 /// Close code for server shutdown and dead peers (1001: going away).
 pub const CLOSE_GOING_AWAY: u16 = 1001;
-/// Close code for oversized frames (1009: message too big).
-pub const CLOSE_TOO_BIG: u16 = 1009;
 /// Close code for refused authentication (1008: policy violation).
 pub const CLOSE_POLICY: u16 = 1008;
+/// Close code for oversized frames (1009: message too big).
+pub const CLOSE_TOO_BIG: u16 = 1009;
+/// Close code for a failed server-side script (1011: internal error).
+pub const CLOSE_INTERNAL: u16 = 1011;
+
+/// A close the handler asks for.
+pub type Close = (u16, String);
+
+/// What drives one connection: the frames it sends first, what it does with
+/// client text and with bus deliveries.
+pub trait Handler: Send {
+    /// The connection's id.
+    fn id(&self) -> &Arc<str>;
+    /// Frames to send on connect (or a close, to refuse).
+    fn greeting(&mut self) -> impl Future<Output = Result<Vec<Utf8Bytes>, Close>> + Send;
+    /// Handles one client text frame; returns frames to send back.
+    fn on_text(&mut self, text: &str)
+        -> impl Future<Output = Result<Vec<Utf8Bytes>, Close>> + Send;
+    /// Handles one bus delivery; returns frames to send.
+    fn on_outbound(
+        &mut self,
+        out: Outbound,
+    ) -> impl Future<Output = Result<Vec<Utf8Bytes>, Close>> + Send;
+    /// Called once the connection is closed.
+    fn on_close(&mut self) -> impl Future<Output = ()> + Send;
+}
 
 /// Why a socket write failed: the peer went away or we were told to close.
 struct WriteAborted;
 
-/// Serves one upgraded socket until it closes.
+/// Serves one upgraded socket in `dialect` until it closes.
 pub async fn serve_socket(
     socket: WebSocket,
     app: Arc<App>,
@@ -39,108 +66,101 @@ pub async fn serve_socket(
     identity: Identity,
     query: Vec<(String, String)>,
 ) {
-    let (sink, stream) = socket.split();
-    run(sink, stream, app, dialect, identity, query).await;
-}
-
-/// The session loop, generic over the socket halves so unit tests can drive
-/// it with channels.
-pub async fn run<W, R>(
-    mut sink: W,
-    mut stream: R,
-    app: Arc<App>,
-    dialect: &'static dyn Dialect,
-    identity: Identity,
-    query: Vec<(String, String)>,
-) where
-    W: Sink<Message> + Unpin,
-    R: Stream<Item = Result<Message, axum::Error>> + Unpin,
-{
-    let limits = app.config.limits.clone();
     let registration = app
         .bus
-        .register(identity.user_id.clone(), limits.outbound_queue);
-    let kill = registration.kill.clone();
-    let mut rx = registration.rx;
-    let mut session = Session::new(
+        .register(identity.user_id.clone(), app.config.limits.outbound_queue);
+    let session = Session::new(
         app.clone(),
         dialect,
         registration.id.clone(),
         identity,
         query,
     );
+    let (sink, stream) = socket.split();
+    run(sink, stream, app, registration, session).await;
+}
+
+/// The connection loop, generic over the socket halves (so tests can drive
+/// it with channels) and the handler.
+pub async fn run<W, R, H>(
+    mut sink: W,
+    mut stream: R,
+    app: Arc<App>,
+    registration: Registration,
+    mut handler: H,
+) where
+    W: Sink<Message> + Unpin + Send,
+    R: Stream<Item = Result<Message, axum::Error>> + Unpin + Send,
+    H: Handler,
+{
+    let limits = app.config.limits.clone();
+    let kill = registration.kill.clone();
+    let mut rx = registration.rx;
+    let id = handler.id().clone();
     app.metrics.connections.inc();
     app.metrics.connections_total.inc();
-    tracing::debug!(client = %session.id, dialect = dialect.name(), "connected");
+    tracing::debug!(client = %id, "connected");
 
-    let mut alive = true;
-    for frame in session.greeting() {
-        alive &= write(&mut sink, &kill, &app, Message::Text(to_frame(&frame)))
-            .await
-            .is_ok();
-    }
     let mut ping_every = tokio::time::interval(limits.heartbeat_interval());
     ping_every.reset();
     let mut pong_deadline: Option<Instant> = None;
 
-    let close = loop {
-        if !alive {
-            break None;
-        }
-        tokio::select! {
-            biased;
-            () = kill.requested() => break kill.reason().cloned(),
-            () = app.shutdown.cancelled() => {
-                break Some((CLOSE_GOING_AWAY, "server shutting down".to_owned()));
-            }
-            frame = stream.next() => match frame {
-                Some(Ok(message)) => {
-                    pong_deadline = None;
-                    match message {
-                        Message::Text(text) => {
-                            for reply in session.handle_text(text.as_str()).await {
-                                alive &= write(&mut sink, &kill, &app, Message::Text(to_frame(&reply))).await.is_ok();
+    let close = match handler.greeting().await {
+        Err(close) => Some(close),
+        Ok(frames) => {
+            let mut alive = write_all(&mut sink, &kill, &app, frames).await;
+            loop {
+                if !alive {
+                    break None;
+                }
+                let step = tokio::select! {
+                    biased;
+                    () = kill.requested() => break kill.reason().cloned(),
+                    () = app.shutdown.cancelled() => {
+                        break Some((CLOSE_GOING_AWAY, "server shutting down".to_owned()));
+                    }
+                    frame = stream.next() => match frame {
+                        Some(Ok(message)) => {
+                            pong_deadline = None;
+                            match message {
+                                Message::Text(text) => handler.on_text(text.as_str()).await,
+                                Message::Binary(bytes) => handler.on_text(&String::from_utf8_lossy(&bytes)).await,
+                                Message::Close(_) => break None,
+                                Message::Ping(_) | Message::Pong(_) => Ok(Vec::new()),
                             }
                         }
-                        Message::Binary(bytes) => {
-                            let text = String::from_utf8_lossy(&bytes);
-                            for reply in session.handle_text(&text).await {
-                                alive &= write(&mut sink, &kill, &app, Message::Text(to_frame(&reply))).await.is_ok();
-                            }
+                        Some(Err(err)) => break read_error_close(&app, &err),
+                        None => break None,
+                    },
+                    out = rx.recv() => match out {
+                        Some(out) => handler.on_outbound(out).await,
+                        None => break None,
+                    },
+                    _ = ping_every.tick() => {
+                        if pong_deadline.is_none() {
+                            pong_deadline = Some(Instant::now() + limits.heartbeat_timeout());
                         }
-                        Message::Close(_) => break None,
-                        Message::Ping(_) | Message::Pong(_) => {}
+                        alive = write(&mut sink, &kill, &app, Message::Ping(Default::default())).await.is_ok();
+                        Ok(Vec::new())
                     }
-                }
-                Some(Err(err)) => break read_error_close(&app, &err),
-                None => break None,
-            },
-            out = rx.recv() => match out {
-                Some(out) => {
-                    if let Some(text) = outbound_text(dialect, out) {
-                        alive = write(&mut sink, &kill, &app, Message::Text(text)).await.is_ok();
+                    () = sleep_until(pong_deadline.unwrap_or_else(Instant::now)), if pong_deadline.is_some() => {
+                        app.metrics.disconnect("heartbeat_timeout");
+                        break Some((CLOSE_GOING_AWAY, "heartbeat timeout: no pong".to_owned()));
                     }
+                };
+                match step {
+                    Ok(frames) => alive &= write_all(&mut sink, &kill, &app, frames).await,
+                    Err(close) => break Some(close),
                 }
-                None => break None,
-            },
-            _ = ping_every.tick() => {
-                if pong_deadline.is_none() {
-                    pong_deadline = Some(Instant::now() + limits.heartbeat_timeout());
-                }
-                alive = write(&mut sink, &kill, &app, Message::Ping(Default::default())).await.is_ok();
-            }
-            () = sleep_until(pong_deadline.unwrap_or_else(Instant::now)), if pong_deadline.is_some() => {
-                app.metrics.disconnect("heartbeat_timeout");
-                break Some((CLOSE_GOING_AWAY, "heartbeat timeout: no pong".to_owned()));
             }
         }
     };
 
     if let Some((code, reason)) = close {
-        tracing::debug!(client = %session.id, code, %reason, "closing");
-        let frame = Message::Close(Some(close_frame(code, &reason)));
+        tracing::debug!(client = %id, code, %reason, "closing");
         // Best effort: a peer that cannot take the close frame within a
         // second is gone anyway.
+        let frame = Message::Close(Some(close_frame(code, &reason)));
         let _ = tokio::time::timeout(Duration::from_secs(1), sink.send(frame)).await;
     }
     let _ = tokio::time::timeout(Duration::from_millis(200), sink.close()).await;
@@ -150,13 +170,14 @@ pub async fn run<W, R>(
         while let Some(Ok(_)) = stream.next().await {}
     })
     .await;
-    app.bus.unregister(&session.id);
+    handler.on_close().await;
+    app.bus.unregister(&id);
     app.metrics.connections.dec();
-    tracing::debug!(client = %session.id, "disconnected");
+    tracing::debug!(client = %id, "disconnected");
 }
 
-/// The text of an outbound item for this session's dialect, if it shows it.
-fn outbound_text(dialect: &dyn Dialect, out: Outbound) -> Option<Utf8Bytes> {
+/// The text of a bus delivery for `dialect`, if it shows it.
+pub fn outbound_text(dialect: &dyn Dialect, out: Outbound) -> Option<Utf8Bytes> {
     match out {
         Outbound::Frame(text) => Some(text),
         Outbound::Event(envelope) => encode_event(dialect, &envelope),
@@ -166,7 +187,7 @@ fn outbound_text(dialect: &dyn Dialect, out: Outbound) -> Option<Utf8Bytes> {
 /// The close to send after a read error. Oversized frames get 1009 with the
 /// limit; tungstenite reports them as "Space limit exceeded", which axum
 /// passes through only as text.
-fn read_error_close(app: &App, err: &axum::Error) -> Option<(u16, String)> {
+fn read_error_close(app: &App, err: &axum::Error) -> Option<Close> {
     let text = err.to_string();
     if text.contains("Space limit exceeded") || text.contains("too long") {
         app.metrics.disconnect("payload_too_large");
@@ -182,6 +203,18 @@ fn read_error_close(app: &App, err: &axum::Error) -> Option<(u16, String)> {
         tracing::debug!(cause = %err, "read error");
         None
     }
+}
+
+async fn write_all<W>(sink: &mut W, kill: &Kill, app: &App, frames: Vec<Utf8Bytes>) -> bool
+where
+    W: Sink<Message> + Unpin,
+{
+    for frame in frames {
+        if write(sink, kill, app, Message::Text(frame)).await.is_err() {
+            return false;
+        }
+    }
+    true
 }
 
 /// Writes one frame unless the session is told to close first.
@@ -217,4 +250,9 @@ pub fn close_frame(code: u16, reason: &str) -> CloseFrame {
         code,
         reason: Utf8Bytes::from(&reason[..end]),
     }
+}
+
+/// Encodes JSON frames.
+pub fn frames(values: &[serde_json::Value]) -> Vec<Utf8Bytes> {
+    values.iter().map(to_frame).collect()
 }

@@ -1,0 +1,10 @@
+//! Rust bindings for the `switchboard:plugin` world, generated from `wit/`.
+#![allow(missing_docs, unreachable_pub)]
+
+wasmtime::component::bindgen!({
+    path: "../wit",
+    world: "plugin",
+});
+
+pub use switchboard::plugin::host;
+pub use switchboard::plugin::types;

@@ -1,0 +1,154 @@
+//! One loaded plugin version: its manifest, its pre-instantiated component,
+//! its limits, and the calls into it. Every call gets a fresh store (so a
+//! trap or leak in one call cannot affect the next) with an epoch deadline
+//! and a memory cap.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use wasmtime::{Engine, Store};
+
+use super::bindings::types::{
+    GuardRequest, Manifest, PluginError, Verdict, WalkerReply, WalkerRequest,
+};
+use super::bindings::PluginPre;
+use super::engine::TICK;
+use super::state::PluginState;
+use super::HostEnv;
+
+/// Why a call into a plugin failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// The plugin returned an error as data.
+    #[error("{}: {}", .0.code, .0.message)]
+    Plugin(PluginError),
+    /// It ran past its deadline and was interrupted.
+    #[error("plugin `{plugin}` exceeded its {ms} ms deadline")]
+    Timeout {
+        /// The plugin.
+        plugin: String,
+        /// Its deadline.
+        ms: u128,
+    },
+    /// It tried to grow memory past its cap.
+    #[error("plugin `{plugin}` exceeded its memory limit of {limit} bytes")]
+    OutOfMemory {
+        /// The plugin.
+        plugin: String,
+        /// Its cap.
+        limit: usize,
+    },
+    /// It trapped (panicked, hit `unreachable`, ...).
+    #[error("plugin `{plugin}` trapped: {message}")]
+    Trap {
+        /// The plugin.
+        plugin: String,
+        /// The trap, first line.
+        message: String,
+    },
+}
+
+/// A compiled, validated plugin version.
+pub struct LoadedPlugin {
+    /// The manifest's name.
+    pub name: Arc<str>,
+    /// The file it came from.
+    pub file: PathBuf,
+    /// SHA-256 of the file's bytes.
+    pub hash: String,
+    /// What it serves.
+    pub manifest: Manifest,
+    /// Deadline per call.
+    pub timeout: Duration,
+    /// Linear-memory cap per instance.
+    pub max_memory: usize,
+    pub(crate) engine: Engine,
+    pub(crate) pre: PluginPre<PluginState>,
+}
+
+impl LoadedPlugin {
+    /// A fresh store with this plugin's limits, acting for `conn`.
+    pub(crate) fn new_store(
+        &self,
+        env: Arc<HostEnv>,
+        conn: Option<Arc<str>>,
+    ) -> Store<PluginState> {
+        let state = PluginState::new(env, self.name.clone(), conn, self.max_memory);
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limits);
+        self.arm_deadline(&mut store);
+        store
+    }
+
+    /// Resets the deadline before a call on a long-lived store.
+    pub(crate) fn arm_deadline(&self, store: &mut Store<PluginState>) {
+        let ticks = (self.timeout.as_millis() / TICK.as_millis()).max(1) as u64;
+        store.set_epoch_deadline(ticks);
+        store.epoch_deadline_trap();
+    }
+
+    /// Calls a walker (blocking: run it off the async threads).
+    ///
+    /// # Errors
+    /// The plugin failed, trapped, timed out or ran out of memory.
+    pub fn call_walker(
+        &self,
+        env: Arc<HostEnv>,
+        conn: Option<Arc<str>>,
+        request: &WalkerRequest,
+    ) -> Result<WalkerReply, CallError> {
+        let mut store = self.new_store(env, conn);
+        let result = self
+            .pre
+            .instantiate(&mut store)
+            .and_then(|p| p.switchboard_plugin_walker().call_call(&mut store, request));
+        match result {
+            Ok(Ok(reply)) => Ok(reply),
+            Ok(Err(e)) => Err(CallError::Plugin(e)),
+            Err(trap) => Err(self.classify(trap)),
+        }
+    }
+
+    /// Asks the guard.
+    ///
+    /// # Errors
+    /// The plugin trapped, timed out or ran out of memory.
+    pub fn check_guard(
+        &self,
+        env: Arc<HostEnv>,
+        conn: Option<Arc<str>>,
+        request: &GuardRequest,
+    ) -> Result<Verdict, CallError> {
+        let mut store = self.new_store(env, conn);
+        self.pre
+            .instantiate(&mut store)
+            .and_then(|p| p.switchboard_plugin_guard().call_check(&mut store, request))
+            .map_err(|trap| self.classify(trap))
+    }
+
+    /// Names what went wrong in a failed call.
+    pub(crate) fn classify(&self, err: wasmtime::Error) -> CallError {
+        let plugin = self.name.to_string();
+        if matches!(
+            err.downcast_ref::<wasmtime::Trap>(),
+            Some(wasmtime::Trap::Interrupt)
+        ) {
+            return CallError::Timeout {
+                plugin,
+                ms: self.timeout.as_millis(),
+            };
+        }
+        let text = format!("{err:#}");
+        if text.contains("growing memory") || text.contains("memory limit") {
+            return CallError::OutOfMemory {
+                plugin,
+                limit: self.max_memory,
+            };
+        }
+        CallError::Trap {
+            plugin,
+            message: text.lines().next().unwrap_or("trap").to_owned(),
+        }
+    }
+}

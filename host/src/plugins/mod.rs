@@ -1,0 +1,467 @@
+//! WebAssembly plugins: loading, hot reload, and calls.
+//!
+//! A plugin is a component of the `switchboard:plugin` world (see `wit/`).
+//! Each file version is compiled once, validated, and swapped in atomically
+//! ([`registry`]); a file that fails leaves the old version serving. Every
+//! call runs on a blocking thread in a fresh store with an epoch deadline
+//! and a memory cap, so a looping, trapping or memory-hungry plugin fails
+//! that call only.
+
+mod bindings;
+mod engine;
+mod host;
+mod loaded;
+mod loader;
+pub mod registry;
+pub mod socket;
+mod state;
+mod watcher;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use parking_lot::Mutex;
+use serde_json::Value;
+use wasmtime::component::{Component, Linker};
+use wasmtime::Engine;
+
+pub use bindings::types::{Operation, PluginError, Transport};
+pub use loaded::{CallError, LoadedPlugin};
+pub use loader::LoadError;
+pub use registry::Snapshot;
+
+use crate::auth::Identity;
+use crate::bus::Bus;
+use crate::config::PluginsConfig;
+use crate::error::{ClientError, ErrorCode};
+use crate::metrics::Metrics;
+use state::PluginState;
+
+/// Storage as plugins see it (implemented by the store module).
+pub trait PluginStore: Send + Sync {
+    /// Reads a record.
+    ///
+    /// # Errors
+    /// Unknown resource.
+    fn get(&self, resource: &str, id: &str) -> Result<Option<Value>, PluginError>;
+    /// Lists records matching an equality filter.
+    ///
+    /// # Errors
+    /// Unknown resource or bad filter.
+    fn list(&self, resource: &str, filter: &Value, limit: usize)
+        -> Result<Vec<Value>, PluginError>;
+    /// Inserts a record, emitting an event.
+    ///
+    /// # Errors
+    /// Unknown resource or bad record.
+    fn insert(&self, resource: &str, record: Value) -> Result<Value, PluginError>;
+    /// Updates a record, emitting an event.
+    ///
+    /// # Errors
+    /// Unknown resource, missing record or bad patch.
+    fn update(&self, resource: &str, id: &str, patch: Value) -> Result<Value, PluginError>;
+    /// Deletes a record, emitting an event.
+    ///
+    /// # Errors
+    /// Unknown resource or missing record.
+    fn delete(&self, resource: &str, id: &str) -> Result<(), PluginError>;
+}
+
+/// What the host interface reaches.
+pub struct HostEnv {
+    /// Delivery.
+    pub bus: Arc<Bus>,
+    /// The plugins' small key-value store: (plugin, key) → value. It lives
+    /// in the host, so it outlives calls and reloads.
+    pub kv: Mutex<HashMap<(String, String), String>>,
+    /// Resources, once a store is configured.
+    pub store: Option<Arc<dyn PluginStore>>,
+}
+
+/// The plugin host.
+pub struct Plugins {
+    engine: Engine,
+    linker: Arc<Linker<PluginState>>,
+    env: Arc<HostEnv>,
+    config: PluginsConfig,
+    metrics: Arc<Metrics>,
+    snapshot: ArcSwap<Snapshot>,
+    /// Serialises loads so two reloads of one file cannot interleave.
+    loading: Mutex<HashMap<String, Component>>,
+    /// The last load error per file, for status reporting.
+    errors: Mutex<BTreeMap<PathBuf, String>>,
+    watcher: Mutex<Option<watcher::Watcher>>,
+}
+
+impl Plugins {
+    /// Creates the engine; loads nothing yet.
+    ///
+    /// # Errors
+    /// The engine or linker could not be built.
+    pub fn new(
+        config: PluginsConfig,
+        env: Arc<HostEnv>,
+        metrics: Arc<Metrics>,
+    ) -> Result<Arc<Self>, EngineError> {
+        let engine = engine::engine(config.cache_dir.as_deref())
+            .map_err(|e| EngineError(format!("{e:#}")))?;
+        let linker = engine::linker(&engine).map_err(|e| EngineError(format!("{e:#}")))?;
+        Ok(Arc::new(Self {
+            engine,
+            linker,
+            env,
+            config,
+            metrics,
+            snapshot: ArcSwap::from_pointee(Snapshot::default()),
+            loading: Mutex::new(HashMap::new()),
+            errors: Mutex::new(BTreeMap::new()),
+            watcher: Mutex::new(None),
+        }))
+    }
+
+    /// The current snapshot.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot.load_full()
+    }
+
+    /// Services the host interface uses.
+    pub fn env(&self) -> &Arc<HostEnv> {
+        &self.env
+    }
+
+    /// Last load errors by file.
+    pub fn errors(&self) -> BTreeMap<PathBuf, String> {
+        self.errors.lock().clone()
+    }
+
+    /// Loads every `*.wasm` in the plugins folder, then starts watching it
+    /// when configured to.
+    pub async fn start(self: &Arc<Self>) {
+        let dir = self.config.dir.clone();
+        if let Ok(entries) = std::fs::read_dir(&dir) {
+            let mut files: Vec<PathBuf> = entries
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| is_wasm(p))
+                .collect();
+            files.sort();
+            for file in files {
+                self.sync_file(&file).await;
+            }
+        } else {
+            tracing::info!(dir = %dir.display(), "plugins folder not found; starting without plugins");
+        }
+        if self.config.watch {
+            match watcher::Watcher::start(self.clone(), &dir) {
+                Ok(w) => *self.watcher.lock() = Some(w),
+                Err(err) => {
+                    tracing::warn!(cause = %err, dir = %dir.display(), "cannot watch plugins folder; hot reload off")
+                }
+            }
+        }
+    }
+
+    /// Brings one file's plugin in line with the disk: loads (or reloads)
+    /// it when present, unloads it when gone. Failures keep the old version.
+    pub async fn sync_file(self: &Arc<Self>, path: &Path) {
+        let this = self.clone();
+        let path = path.to_owned();
+        let _ = tokio::task::spawn_blocking(move || this.sync_file_blocking(&path)).await;
+    }
+
+    fn sync_file_blocking(&self, path: &Path) {
+        let mut cache = self.loading.lock();
+        let file_label = path
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let bytes = match std::fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let current = self.snapshot();
+                if current.files().contains_key(path) {
+                    let mut files = current.files().clone();
+                    let old = files.remove(path);
+                    self.snapshot.store(Arc::new(Snapshot::build(files)));
+                    self.metrics.plugin_load(&file_label, "removed");
+                    tracing::info!(file = %path.display(), plugin = old.map(|p| p.name.to_string()), "plugin unloaded");
+                }
+                self.errors.lock().remove(path);
+                return;
+            }
+            Err(e) => return self.report(path, &file_label, &LoadError::Read(e)),
+        };
+        let current = self.snapshot();
+        if current.files().get(path).is_some_and(|p| {
+            p.hash == format!("{:x}", <sha2::Sha256 as sha2::Digest>::digest(&bytes))
+        }) {
+            return;
+        }
+        let started = std::time::Instant::now();
+        let loaded = loader::load(
+            &self.engine,
+            &self.linker,
+            &self.env,
+            &self.config,
+            &mut cache,
+            path,
+            &bytes,
+        )
+        .and_then(|p| match current.conflict(path, &p) {
+            Some(why) => Err(LoadError::Conflict(why)),
+            None => Ok(p),
+        });
+        match loaded {
+            Ok(plugin) => {
+                let mut files = current.files().clone();
+                tracing::info!(
+                    file = %path.display(),
+                    plugin = %plugin.name,
+                    version = %plugin.manifest.version,
+                    walkers = plugin.manifest.walkers.len(),
+                    guards = plugin.manifest.guards.len(),
+                    sockets = plugin.manifest.sockets.len(),
+                    ms = started.elapsed().as_millis() as u64,
+                    "plugin loaded"
+                );
+                files.insert(path.to_owned(), Arc::new(plugin));
+                self.snapshot.store(Arc::new(Snapshot::build(files)));
+                self.errors.lock().remove(path);
+                self.metrics.plugin_load(&file_label, "loaded");
+            }
+            Err(err) => self.report(path, &file_label, &err),
+        }
+    }
+
+    fn report(&self, path: &Path, label: &str, err: &LoadError) {
+        let serving = self.snapshot().files().contains_key(path);
+        tracing::error!(file = %path.display(), cause = %err, old_version_serving = serving, "plugin load failed");
+        self.errors.lock().insert(path.to_owned(), err.to_string());
+        self.metrics.plugin_load(label, "failed");
+    }
+
+    /// Calls a walker for `identity` (over `transport`, for connection `conn`).
+    ///
+    /// # Errors
+    /// No such walker (or not on this transport), or the call failed.
+    pub async fn call_walker(
+        &self,
+        name: &str,
+        context: &Value,
+        identity: &Identity,
+        conn: Option<Arc<str>>,
+        transport: Transport,
+    ) -> Result<WalkerOutcome, WalkerError> {
+        let snapshot = self.snapshot();
+        let Some((plugin, transports)) = snapshot.walker(name).cloned() else {
+            return Err(WalkerError::NotFound);
+        };
+        let allowed = match transport {
+            Transport::Ws => transports.contains(bindings::types::Transports::WS),
+            Transport::Http => transports.contains(bindings::types::Transports::HTTP),
+        };
+        if !allowed {
+            return Err(WalkerError::WrongTransport);
+        }
+        let request = bindings::types::WalkerRequest {
+            walker: name.to_owned(),
+            context: context.to_string(),
+            identity: wit_identity(identity, conn.as_deref()),
+            transport,
+        };
+        let env = self.env.clone();
+        let call_plugin = plugin.clone();
+        let result =
+            tokio::task::spawn_blocking(move || call_plugin.call_walker(env, conn, &request))
+                .await
+                .map_err(|e| {
+                    WalkerError::Call(CallError::Trap {
+                        plugin: plugin.name.to_string(),
+                        message: e.to_string(),
+                    })
+                })?;
+        self.count(&plugin.name, &result);
+        let reply = result.map_err(WalkerError::Call)?;
+        Ok(WalkerOutcome {
+            status: reply.status,
+            reports: reply.reports.iter().map(|r| json_or_string(r)).collect(),
+            returns: reply
+                .returns
+                .as_deref()
+                .map(json_or_string)
+                .unwrap_or(Value::Null),
+        })
+    }
+
+    fn count<T>(&self, plugin: &str, result: &Result<T, CallError>) {
+        let outcome = match result {
+            Ok(_) => "ok",
+            Err(CallError::Plugin(_)) => "error",
+            Err(CallError::Timeout { .. }) => "timeout",
+            Err(CallError::OutOfMemory { .. }) => "out_of_memory",
+            Err(CallError::Trap { .. }) => "trap",
+        };
+        self.metrics.plugin_call(plugin, outcome);
+    }
+
+    /// Asks every guard covering `op` on `target`. The first deny wins;
+    /// filters combine (AND); patches merge in order.
+    ///
+    /// # Errors
+    /// A guard denied, or failed (a failing guard denies: fail closed).
+    pub async fn guard(
+        &self,
+        op: Operation,
+        target: &str,
+        identity: &Identity,
+        conn: Option<Arc<str>>,
+        payload: &Value,
+    ) -> Result<GuardOutcome, GuardError> {
+        let snapshot = self.snapshot();
+        let mut outcome = GuardOutcome::default();
+        if !snapshot.has_guards() {
+            return Ok(outcome);
+        }
+        for plugin in snapshot.guards(op, target) {
+            let request = bindings::types::GuardRequest {
+                operation: op,
+                target: target.to_owned(),
+                identity: wit_identity(identity, conn.as_deref()),
+                payload: payload.to_string(),
+            };
+            let env = self.env.clone();
+            let conn = conn.clone();
+            let call_plugin = plugin.clone();
+            let result =
+                tokio::task::spawn_blocking(move || call_plugin.check_guard(env, conn, &request))
+                    .await
+                    .map_err(|e| GuardError::Failed(plugin.name.to_string(), e.to_string()))?;
+            self.count(&plugin.name, &result);
+            match result.map_err(|e| GuardError::Failed(plugin.name.to_string(), e.to_string()))? {
+                bindings::types::Verdict::Allow => {}
+                bindings::types::Verdict::Deny(reason) => return Err(GuardError::Denied(reason)),
+                bindings::types::Verdict::Filter(f) => {
+                    let f = serde_json::from_str::<Value>(&f)
+                        .ok()
+                        .and_then(|v| crate::bus::Filter::from_value(&v).ok().flatten());
+                    outcome.filter = crate::bus::Filter::and(outcome.filter.take(), f);
+                }
+                bindings::types::Verdict::Patch(p) => {
+                    if let Ok(Value::Object(p)) = serde_json::from_str::<Value>(&p) {
+                        outcome.patch.extend(p);
+                    }
+                }
+            }
+        }
+        Ok(outcome)
+    }
+}
+
+/// The wasmtime engine or linker could not be built.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot start the plugin engine: {0}")]
+pub struct EngineError(String);
+
+/// A walker's result.
+#[derive(Debug, Clone)]
+pub struct WalkerOutcome {
+    /// HTTP-like status.
+    pub status: u16,
+    /// Reported values.
+    pub reports: Vec<Value>,
+    /// The return value.
+    pub returns: Value,
+}
+
+/// Why a walker call did not produce a reply.
+#[derive(Debug, thiserror::Error)]
+pub enum WalkerError {
+    /// No loaded plugin serves it.
+    #[error("no walker with that name is loaded")]
+    NotFound,
+    /// It is not served on this transport.
+    #[error("walker is not served on this transport")]
+    WrongTransport,
+    /// The call failed.
+    #[error(transparent)]
+    Call(CallError),
+}
+
+impl WalkerError {
+    /// The error a client sees for a failed call to walker `name`.
+    pub fn to_client(&self, name: &str) -> ClientError {
+        match self {
+            WalkerError::NotFound => ClientError::new(
+                ErrorCode::NotFound,
+                format!("no walker named `{name}` is loaded"),
+            ),
+            WalkerError::WrongTransport => ClientError::new(
+                ErrorCode::NotFound,
+                format!("walker `{name}` is not served on this transport"),
+            ),
+            WalkerError::Call(CallError::Plugin(e)) => {
+                let code = match e.code.as_str() {
+                    "FORBIDDEN" => ErrorCode::Forbidden,
+                    "NOT_FOUND" => ErrorCode::NotFound,
+                    "BAD_REQUEST" => ErrorCode::BadRequest,
+                    "UNAUTHORIZED" => ErrorCode::Unauthorized,
+                    _ => ErrorCode::PluginError,
+                };
+                ClientError::new(
+                    code,
+                    format!("walker `{name}` failed: {}: {}", e.code, e.message),
+                )
+            }
+            WalkerError::Call(e @ CallError::Timeout { .. }) => {
+                ClientError::new(ErrorCode::Timeout, e.to_string())
+            }
+            WalkerError::Call(e) => ClientError::new(ErrorCode::PluginError, e.to_string()),
+        }
+    }
+}
+
+impl From<GuardError> for ClientError {
+    fn from(e: GuardError) -> Self {
+        ClientError::new(ErrorCode::Forbidden, e.to_string())
+    }
+}
+
+/// What the guards allowed, with conditions.
+#[derive(Debug, Default)]
+pub struct GuardOutcome {
+    /// Only what matches reaches the caller.
+    pub filter: Option<crate::bus::Filter>,
+    /// Fields to merge into the payload.
+    pub patch: serde_json::Map<String, Value>,
+}
+
+/// Why a guard refused.
+#[derive(Debug, thiserror::Error)]
+pub enum GuardError {
+    /// It said no.
+    #[error("{0}")]
+    Denied(String),
+    /// It failed, which counts as no.
+    #[error("guard `{0}` failed: {1}")]
+    Failed(String, String),
+}
+
+fn wit_identity(identity: &Identity, conn: Option<&str>) -> bindings::types::Identity {
+    bindings::types::Identity {
+        client_id: conn.unwrap_or_default().to_owned(),
+        user_id: identity.user_id.clone(),
+        role: identity.role.clone(),
+        claims: Value::Object(identity.claims.clone()).to_string(),
+    }
+}
+
+/// Plugin JSON text as a value; text that is not JSON stays a string.
+fn json_or_string(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned()))
+}
+
+fn is_wasm(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "wasm")
+}

@@ -1,0 +1,60 @@
+//! What a plugin's store holds: WASI context (no preopens, no sockets),
+//! memory limits, and the call's context for the `host` interface.
+
+use std::sync::Arc;
+
+use wasmtime::component::ResourceTable;
+use wasmtime::{StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::HostEnv;
+
+/// Per-store data.
+pub(crate) struct PluginState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub(crate) limits: StoreLimits,
+    /// Services the host interface reaches.
+    pub(crate) env: Arc<HostEnv>,
+    /// The plugin's manifest name (for logs and its kv namespace).
+    pub(crate) plugin: Arc<str>,
+    /// The connection the call acts for, when there is one.
+    pub(crate) conn: Option<Arc<str>>,
+}
+
+impl PluginState {
+    /// Fresh state for one call (or one scripted-socket connection).
+    pub(crate) fn new(
+        env: Arc<HostEnv>,
+        plugin: Arc<str>,
+        conn: Option<Arc<str>>,
+        max_memory: usize,
+    ) -> Self {
+        // No preopened directories, no network, no inherited stdio: a plugin
+        // reaches the world only through the host interface.
+        let wasi = WasiCtx::builder().build();
+        Self {
+            wasi,
+            table: ResourceTable::new(),
+            limits: StoreLimitsBuilder::new()
+                .memory_size(max_memory)
+                .instances(16)
+                .tables(64)
+                .memories(16)
+                .trap_on_grow_failure(true)
+                .build(),
+            env,
+            plugin,
+            conn,
+        }
+    }
+}
+
+impl WasiView for PluginState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
