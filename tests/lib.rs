@@ -214,3 +214,66 @@ pub fn token(sub: &str, role: Option<&str>, extra: Value) -> String {
     switchboard::auth::mint_token(&Config::default().auth.jwt_secret, sub, role, 3600, extra)
         .expect("mint")
 }
+
+/// Where the example plugins' components are built (`plugins/*.wasm`).
+pub fn example_plugin(name: &str) -> PathBuf {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../plugins/{name}.wasm"));
+    assert!(
+        path.exists(),
+        "{} is missing: run scripts/build-guests.sh (scripts/test.sh does)",
+        path.display()
+    );
+    path
+}
+
+/// Where the misbehaving fixture guests are built (`target/guests/*.wasm`).
+pub fn fixture_plugin(name: &str) -> PathBuf {
+    let path = target_dir().join(format!("guests/{name}.wasm"));
+    assert!(
+        path.exists(),
+        "{} is missing: run scripts/build-guests.sh (scripts/test.sh does)",
+        path.display()
+    );
+    path
+}
+
+/// A fresh plugins folder holding copies of `files` (named by their file name).
+pub fn plugin_dir(files: &[PathBuf]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for file in files {
+        std::fs::copy(file, dir.path().join(file.file_name().expect("file name"))).expect("copy plugin");
+    }
+    dir
+}
+
+/// Installs `src` as `dir/name` atomically (write aside, then rename), as a
+/// deploy tool would.
+pub fn install_plugin(dir: &std::path::Path, src: &std::path::Path, name: &str) {
+    let tmp = dir.join(format!(".{name}.tmp"));
+    std::fs::copy(src, &tmp).expect("copy");
+    std::fs::rename(&tmp, dir.join(name)).expect("rename");
+}
+
+/// A test config serving the plugins in `dir`.
+pub fn config_with_plugins(dir: &std::path::Path, watch: bool) -> Config {
+    let mut config = test_config();
+    config.plugins.dir = dir.to_owned();
+    config.plugins.watch = watch;
+    config
+}
+
+/// Polls `f` every 50 ms until it returns true; panics after [`WAIT`].
+pub async fn eventually<F, Fut>(what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while tokio::time::Instant::now() < deadline {
+        if f().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for: {what}");
+}

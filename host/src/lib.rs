@@ -32,6 +32,7 @@ pub mod plugins;
 pub mod protocol;
 pub mod session;
 pub mod shutdown;
+pub mod store;
 
 pub use app::{App, Server, StartError};
 pub use config::Config;

@@ -3,6 +3,11 @@
 mod auth;
 mod channels;
 mod errors;
+mod guards;
 mod http;
 mod limits;
 mod presence;
+mod reload;
+mod sandbox;
+mod sockets;
+mod walkers;

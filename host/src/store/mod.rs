@@ -1,0 +1,347 @@
+//! The embedded store: records and a change log in one redb file.
+//!
+//! Every write is one redb transaction that changes the record and appends
+//! to the change log with the next sequence number, committed durably
+//! before it is acknowledged; the caller then emits the change event. The
+//! API is blocking (redb is): async callers go through `spawn_blocking`.
+
+use std::ops::Bound;
+use std::path::Path;
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use serde_json::{Map, Value};
+
+/// resource, id → record JSON.
+const RECORDS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("records");
+/// seq → change JSON (`{"resource","op","id","record"}`).
+const CHANGES: TableDefinition<u64, &[u8]> = TableDefinition::new("changes");
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// redb failed (I/O, corruption...).
+    #[error("storage error: {0}")]
+    Db(#[from] redb::Error),
+    /// The record is not a JSON object, or its id is not a string.
+    #[error("{0}")]
+    BadRecord(String),
+    /// The record is larger than allowed.
+    #[error("record is {size} bytes; the limit is {limit}")]
+    TooLarge {
+        /// Its size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// No record with that id.
+    #[error("record `{0}` not found")]
+    NotFound(String),
+    /// Insert of an id that exists.
+    #[error("record `{0}` already exists")]
+    Exists(String),
+}
+
+macro_rules! db_err {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self {
+                StoreError::Db(e.into())
+            }
+        }
+    )*};
+}
+db_err!(
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+/// A committed change.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Committed {
+    /// Its sequence number.
+    pub seq: u64,
+    /// `insert`, `update` or `delete`.
+    pub op: &'static str,
+    /// The resource.
+    pub resource: String,
+    /// The record after (before, for deletes).
+    pub record: Value,
+}
+
+/// The store.
+pub struct Store {
+    db: Database,
+    max_record_bytes: usize,
+    retention: u64,
+}
+
+impl Store {
+    /// Opens (or creates) the file at `path`.
+    ///
+    /// # Errors
+    /// The file cannot be created or is not a redb database.
+    pub fn open(path: &Path, max_record_bytes: usize, retention: u64) -> Result<Self, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| StoreError::Db(redb::StorageError::Io(e).into()))?;
+        }
+        let db = Database::create(path)?;
+        let txn = db.begin_write()?;
+        txn.open_table(RECORDS)?;
+        txn.open_table(CHANGES)?;
+        txn.commit()?;
+        Ok(Self {
+            db,
+            max_record_bytes,
+            retention: retention.max(1),
+        })
+    }
+
+    /// One record.
+    ///
+    /// # Errors
+    /// Storage failure.
+    pub fn get(&self, resource: &str, id: &str) -> Result<Option<Value>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(RECORDS)?;
+        Ok(table.get((resource, id))?.map(|v| decode(v.value())))
+    }
+
+    /// Records in id order after `cursor`, keeping those `keep` accepts,
+    /// at most `limit`; also says whether more matching records follow.
+    ///
+    /// # Errors
+    /// Storage failure.
+    pub fn scan(
+        &self,
+        resource: &str,
+        cursor: Option<&str>,
+        limit: usize,
+        keep: impl Fn(&Value) -> bool,
+    ) -> Result<(Vec<Value>, bool), StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(RECORDS)?;
+        let start = match cursor {
+            Some(c) => Bound::Excluded((resource, c)),
+            None => Bound::Included((resource, "")),
+        };
+        let mut out = Vec::new();
+        for entry in table.range::<(&str, &str)>((start, Bound::Unbounded))? {
+            let (key, value) = entry?;
+            if key.value().0 != resource {
+                break;
+            }
+            let record = decode(value.value());
+            if keep(&record) {
+                if out.len() == limit {
+                    return Ok((out, true));
+                }
+                out.push(record);
+            }
+        }
+        Ok((out, false))
+    }
+
+    /// Inserts a record; makes an id when it has none.
+    ///
+    /// # Errors
+    /// Not an object, bad id, too large, id taken, storage failure.
+    pub fn insert(&self, resource: &str, record: Value) -> Result<Committed, StoreError> {
+        let Value::Object(mut record) = record else {
+            return Err(StoreError::BadRecord("record must be a JSON object".into()));
+        };
+        let id = match record.get("id") {
+            None | Some(Value::Null) => uuid::Uuid::new_v4().simple().to_string(),
+            Some(Value::String(s)) if !s.is_empty() && s.len() <= 256 => s.clone(),
+            Some(_) => return Err(StoreError::BadRecord("`id` must be a non-empty string of at most 256 bytes".into())),
+        };
+        record.insert("id".into(), Value::String(id.clone()));
+        self.write(resource, &id, "insert", |old| match old {
+            Some(_) => Err(StoreError::Exists(id.clone())),
+            None => Ok(Some(Value::Object(record))),
+        })
+    }
+
+    /// Merges `patch` into a record (top-level fields; `id` cannot change).
+    ///
+    /// # Errors
+    /// Missing record, bad patch, too large, storage failure.
+    pub fn update(&self, resource: &str, id: &str, patch: Value) -> Result<Committed, StoreError> {
+        let Value::Object(patch) = patch else {
+            return Err(StoreError::BadRecord("update data must be a JSON object".into()));
+        };
+        if patch.get("id").is_some_and(|v| v.as_str() != Some(id)) {
+            return Err(StoreError::BadRecord("`id` cannot be changed".into()));
+        }
+        self.write(resource, id, "update", |old| {
+            let Some(Value::Object(mut record)) = old else {
+                return Err(StoreError::NotFound(id.to_owned()));
+            };
+            record.extend(patch);
+            Ok(Some(Value::Object(record)))
+        })
+    }
+
+    /// Deletes a record.
+    ///
+    /// # Errors
+    /// Missing record, storage failure.
+    pub fn delete(&self, resource: &str, id: &str) -> Result<Committed, StoreError> {
+        self.write(resource, id, "delete", |old| match old {
+            Some(_) => Ok(None),
+            None => Err(StoreError::NotFound(id.to_owned())),
+        })
+    }
+
+    /// One transaction: read the old record, compute the new one (None
+    /// deletes), store it, append the change, commit.
+    fn write(
+        &self,
+        resource: &str,
+        id: &str,
+        op: &'static str,
+        change: impl FnOnce(Option<Value>) -> Result<Option<Value>, StoreError>,
+    ) -> Result<Committed, StoreError> {
+        let txn = self.db.begin_write()?;
+        let committed = {
+            let mut records = txn.open_table(RECORDS)?;
+            let old = records.get((resource, id))?.map(|v| decode(v.value()));
+            let new = change(old.clone())?;
+            let record = match &new {
+                Some(record) => {
+                    let bytes = serde_json::to_vec(record).unwrap_or_default();
+                    if bytes.len() > self.max_record_bytes {
+                        return Err(StoreError::TooLarge {
+                            size: bytes.len(),
+                            limit: self.max_record_bytes,
+                        });
+                    }
+                    records.insert((resource, id), bytes.as_slice())?;
+                    record.clone()
+                }
+                None => {
+                    records.remove((resource, id))?;
+                    old.unwrap_or(Value::Null)
+                }
+            };
+            let mut changes = txn.open_table(CHANGES)?;
+            let seq = changes.last()?.map(|(k, _)| k.value()).unwrap_or(0) + 1;
+            let entry = serde_json::json!({"resource": resource, "op": op, "id": id, "record": record});
+            changes.insert(seq, serde_json::to_vec(&entry).unwrap_or_default().as_slice())?;
+            if seq > self.retention {
+                let cutoff = seq - self.retention;
+                changes.retain_in(..=cutoff, |_, _| false)?;
+            }
+            Committed {
+                seq,
+                op,
+                resource: resource.to_owned(),
+                record,
+            }
+        };
+        txn.commit()?;
+        Ok(committed)
+    }
+
+    /// Changes to `resource` after `since`, oldest first, and whether the
+    /// log still holds everything after `since` (it keeps the newest
+    /// `retention` entries).
+    ///
+    /// # Errors
+    /// Storage failure.
+    pub fn changes_since(&self, resource: &str, since: u64) -> Result<(Vec<Committed>, bool), StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(CHANGES)?;
+        let oldest = table.first()?.map(|(k, _)| k.value());
+        let complete = oldest.is_none_or(|oldest| oldest <= since + 1);
+        let mut out = Vec::new();
+        for entry in table.range((since + 1)..)? {
+            let (seq, value) = entry?;
+            let change = decode(value.value());
+            if change["resource"] != resource {
+                continue;
+            }
+            out.push(Committed {
+                seq: seq.value(),
+                op: match change["op"].as_str() {
+                    Some("insert") => "insert",
+                    Some("update") => "update",
+                    _ => "delete",
+                },
+                resource: resource.to_owned(),
+                record: change["record"].clone(),
+            });
+        }
+        Ok((out, complete))
+    }
+
+    /// The newest sequence number (0 when nothing was written).
+    ///
+    /// # Errors
+    /// Storage failure.
+    pub fn last_seq(&self) -> Result<u64, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(CHANGES)?;
+        let last = table.last()?.map(|(k, _)| k.value()).unwrap_or(0);
+        Ok(last)
+    }
+}
+
+fn decode(bytes: &[u8]) -> Value {
+    serde_json::from_slice(bytes).unwrap_or(Value::Object(Map::new()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn store(dir: &tempfile::TempDir) -> Store {
+        Store::open(&dir.path().join("t.redb"), 1024, 3).expect("open")
+    }
+
+    #[test]
+    fn crud_and_change_log() {
+        let dir = tempfile::tempdir().expect("dir");
+        let s = store(&dir);
+        let a = s.insert("m", json!({"id": "a", "x": 1})).expect("insert");
+        assert_eq!(a.seq, 1);
+        assert!(matches!(s.insert("m", json!({"id": "a"})), Err(StoreError::Exists(_))));
+        assert!(matches!(s.insert("m", json!([1])), Err(StoreError::BadRecord(_))));
+        assert!(matches!(s.insert("m", json!({"id": 5})), Err(StoreError::BadRecord(_))));
+        let big = "z".repeat(2000);
+        assert!(matches!(s.insert("m", json!({"big": big})), Err(StoreError::TooLarge { .. })));
+        let u = s.update("m", "a", json!({"x": 2})).expect("update");
+        assert_eq!(u.record, json!({"id": "a", "x": 2}));
+        s.insert("n", json!({"id": "b"})).expect("other resource");
+        let (changes, complete) = s.changes_since("m", 0).expect("changes");
+        assert!(complete);
+        assert_eq!(changes.iter().map(|c| c.seq).collect::<Vec<_>>(), [1, 2]);
+        s.delete("m", "a").expect("delete");
+        assert!(s.get("m", "a").expect("get").is_none());
+        // Retention 3: seq 1 is gone now (4 entries written).
+        let (_, complete) = s.changes_since("m", 0).expect("changes");
+        assert!(!complete);
+        assert_eq!(s.last_seq().expect("seq"), 4);
+    }
+
+    #[test]
+    fn scan_pages_in_id_order() {
+        let dir = tempfile::tempdir().expect("dir");
+        let s = store(&dir);
+        for id in ["c", "a", "b", "d"] {
+            s.insert("r", json!({"id": id, "even": id == "b" || id == "d"})).expect("insert");
+        }
+        s.insert("q", json!({"id": "a"})).expect("insert");
+        let (page, more) = s.scan("r", None, 2, |_| true).expect("scan");
+        assert_eq!(page.iter().map(|r| r["id"].clone()).collect::<Vec<_>>(), [json!("a"), json!("b")]);
+        assert!(more);
+        let (page, more) = s.scan("r", Some("b"), 2, |_| true).expect("scan");
+        assert_eq!(page.len(), 2);
+        assert!(!more);
+        let (page, _) = s.scan("r", None, 10, |r| r["even"] == true).expect("scan");
+        assert_eq!(page.len(), 2);
+    }
+}

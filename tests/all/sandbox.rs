@@ -1,0 +1,85 @@
+//! The sandbox: a looping plugin hits its deadline, a memory-hungry one its
+//! limit, a trapping one returns PLUGIN_ERROR — and the host and the other
+//! plugins keep serving.
+
+use std::time::{Duration, Instant};
+
+use integration_tests::*;
+use serde_json::json;
+use switchboard::config::PluginLimits;
+
+#[tokio::test]
+async fn loops_memory_hogs_and_traps_fail_only_their_call() {
+    let dir = plugin_dir(&[
+        fixture_plugin("looper"),
+        fixture_plugin("hog"),
+        fixture_plugin("trapper"),
+        example_plugin("chat"),
+    ]);
+    let mut config = config_with_plugins(dir.path(), false);
+    config.plugins.max_memory_bytes = 32 << 20;
+    config.plugins.overrides.insert(
+        "looper".into(),
+        PluginLimits {
+            timeout_ms: Some(300),
+            max_memory_bytes: None,
+        },
+    );
+    let server = start(config).await;
+    let (mut c, _) = connect_native(server.addr, "").await;
+
+    let started = Instant::now();
+    let spun = c.request(json!({"type": "walker", "walker": "spin"}), "spin").await;
+    assert_eq!(spun["code"], "TIMEOUT", "{spun}");
+    assert!(spun["message"].as_str().unwrap_or("").contains("300 ms"), "{spun}");
+    assert!(started.elapsed() < Duration::from_secs(3), "stopped near its deadline");
+
+    let grown = c.request(json!({"type": "walker", "walker": "grow"}), "grow").await;
+    assert_eq!(grown["code"], "PLUGIN_ERROR", "{grown}");
+    assert!(grown["message"].as_str().unwrap_or("").contains("memory limit"), "{grown}");
+
+    let boom = c.request(json!({"type": "walker", "walker": "boom"}), "boom").await;
+    assert_eq!(boom["code"], "PLUGIN_ERROR", "{boom}");
+    assert!(boom["message"].as_str().unwrap_or("").contains("trapped"), "{boom}");
+
+    // The same plugins, the other plugins and the host all still serve.
+    let ok = c.request(json!({"type": "walker", "walker": "ok"}), "ok").await;
+    assert_eq!(ok["returns"], json!({"ok": true}), "{ok}");
+    let echo = c
+        .request(json!({"type": "walker", "walker": "echo", "context": {"x": 1}}), "e")
+        .await;
+    assert_eq!(echo["returns"], json!({"x": 1}));
+    let spun = c.request(json!({"type": "walker", "walker": "spin"}), "spin2").await;
+    assert_eq!(spun["code"], "TIMEOUT");
+    assert_eq!(c.request(json!({"type": "ping"}), "p").await["type"], "pong");
+
+    let (_, metrics) = http_get(server.addr, "/metrics").await;
+    for line in [
+        r#"switchboard_plugin_calls_total{plugin="looper",outcome="timeout"} 2"#,
+        r#"switchboard_plugin_calls_total{plugin="hog",outcome="out_of_memory"} 1"#,
+        r#"switchboard_plugin_calls_total{plugin="trapper",outcome="trap"} 1"#,
+    ] {
+        assert!(metrics.contains(line), "{line} in {metrics}");
+    }
+}
+
+#[tokio::test]
+async fn a_looping_call_does_not_block_other_clients() {
+    let dir = plugin_dir(&[fixture_plugin("looper"), example_plugin("chat")]);
+    let mut config = config_with_plugins(dir.path(), false);
+    config.plugins.timeout_ms = 1500;
+    let server = start(config).await;
+    let (mut spinner, _) = connect_native(server.addr, "").await;
+    let (mut other, _) = connect_native(server.addr, "").await;
+    spinner
+        .send(json!({"type": "walker", "walker": "spin", "requestId": "s"}))
+        .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = Instant::now();
+    let echo = other
+        .request(json!({"type": "walker", "walker": "echo", "context": {}}), "e")
+        .await;
+    assert_eq!(echo["type"], "walker");
+    assert!(started.elapsed() < Duration::from_millis(1000), "{:?}", started.elapsed());
+    assert_eq!(spinner.recv().await["code"], "TIMEOUT");
+}
