@@ -29,7 +29,19 @@ pub fn test_config() -> Config {
     // Share compiled components between tests (and runs): the cache is
     // keyed by content hash, so it can never serve a stale plugin.
     config.plugins.cache_dir = Some(target_dir().join("wasm-cache"));
+    config.store.path = fresh_store_path();
     config
+}
+
+/// A store file no other test uses (under `target/test-stores/`).
+pub fn fresh_store_path() -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = target_dir().join("test-stores");
+    std::fs::create_dir_all(&dir).expect("store dir");
+    let path = dir.join(format!("{}-{n}.redb", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    path
 }
 
 /// The workspace's `target/` folder.
@@ -241,7 +253,8 @@ pub fn fixture_plugin(name: &str) -> PathBuf {
 pub fn plugin_dir(files: &[PathBuf]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("temp dir");
     for file in files {
-        std::fs::copy(file, dir.path().join(file.file_name().expect("file name"))).expect("copy plugin");
+        std::fs::copy(file, dir.path().join(file.file_name().expect("file name")))
+            .expect("copy plugin");
     }
     dir
 }

@@ -16,6 +16,8 @@ use crate::bus::Bus;
 use crate::config::{Config, DEV_SECRET};
 use crate::metrics::Metrics;
 use crate::plugins::{EngineError, HostEnv, Plugins};
+use crate::resources::Resources;
+use crate::store::{Store, StoreError};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +33,9 @@ pub enum StartError {
         /// What the OS said.
         source: std::io::Error,
     },
+    /// The store could not be opened.
+    #[error("cannot open the store: {0}")]
+    Store(#[from] StoreError),
     /// The plugin engine could not start.
     #[error(transparent)]
     Plugins(#[from] EngineError),
@@ -57,6 +62,8 @@ pub struct App {
     pub connections: Arc<Semaphore>,
     /// Loaded WebAssembly plugins.
     pub plugins: Arc<Plugins>,
+    /// Configured resources over the store.
+    pub resources: Arc<Resources>,
 }
 
 impl App {
@@ -72,16 +79,23 @@ impl App {
         }
         let metrics = Arc::new(Metrics::default());
         let bus = Arc::new(Bus::new(metrics.clone()));
+        let store = Arc::new(Store::open(
+            &config.store.path,
+            config.store.max_record_bytes,
+            config.store.change_log_retention,
+        )?);
+        let resources = Arc::new(Resources::new(store, config.resources.clone(), bus.clone()));
         let env = Arc::new(HostEnv {
             bus: bus.clone(),
             kv: Default::default(),
-            store: None,
+            store: Some(resources.clone()),
         });
         let plugins = Plugins::new(config.plugins.clone(), env, metrics.clone())?;
         Ok(Arc::new(Self {
             auth: Authenticator::new(&config.auth)?,
             bus,
             plugins,
+            resources,
             connections: Arc::new(Semaphore::new(config.limits.max_connections)),
             config: Arc::new(config),
             metrics,

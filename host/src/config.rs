@@ -212,6 +212,8 @@ pub struct StoreConfig {
     pub path: PathBuf,
     /// Largest record accepted, in bytes of JSON.
     pub max_record_bytes: usize,
+    /// Change-log entries kept for resumable subscriptions.
+    pub change_log_retention: u64,
 }
 
 impl Default for StoreConfig {
@@ -219,6 +221,7 @@ impl Default for StoreConfig {
         Self {
             path: PathBuf::from("data/switchboard.redb"),
             max_record_bytes: 256 * 1024,
+            change_log_retention: 100_000,
         }
     }
 }

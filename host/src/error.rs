@@ -30,11 +30,13 @@ pub enum ErrorCode {
     PluginError,
     /// A plugin ran past its deadline.
     Timeout,
+    /// The record already exists.
+    Conflict,
 }
 
 impl ErrorCode {
     /// Every code, for metrics labels and docs.
-    pub const ALL: [ErrorCode; 12] = [
+    pub const ALL: [ErrorCode; 13] = [
         ErrorCode::InvalidJson,
         ErrorCode::UnknownMessageType,
         ErrorCode::BadRequest,
@@ -47,6 +49,7 @@ impl ErrorCode {
         ErrorCode::Unauthorized,
         ErrorCode::PluginError,
         ErrorCode::Timeout,
+        ErrorCode::Conflict,
     ];
 
     /// The code as sent on the wire.
@@ -64,6 +67,7 @@ impl ErrorCode {
             ErrorCode::Unauthorized => "UNAUTHORIZED",
             ErrorCode::PluginError => "PLUGIN_ERROR",
             ErrorCode::Timeout => "TIMEOUT",
+            ErrorCode::Conflict => "CONFLICT",
         }
     }
 
@@ -75,6 +79,7 @@ impl ErrorCode {
             ErrorCode::Forbidden => 403,
             ErrorCode::ResourceNotFound | ErrorCode::NotFound => 404,
             ErrorCode::PayloadTooLarge => 413,
+            ErrorCode::Conflict => 409,
             ErrorCode::RateLimitExceeded => 429,
             ErrorCode::Timeout => 504,
             ErrorCode::PluginError => 502,

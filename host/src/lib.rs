@@ -30,6 +30,7 @@ pub mod gateway;
 pub mod metrics;
 pub mod plugins;
 pub mod protocol;
+pub mod resources;
 pub mod session;
 pub mod shutdown;
 pub mod store;

@@ -19,21 +19,33 @@ async fn role_and_tenant_rules_and_native_filters() {
 
     // Role rule: only admins publish to admin:*.
     let denied = ann
-        .request(json!({"type": "publish", "channel": "admin:ops", "message": {}}), "1")
+        .request(
+            json!({"type": "publish", "channel": "admin:ops", "message": {}}),
+            "1",
+        )
         .await;
     assert_eq!(denied["code"], "FORBIDDEN", "{denied}");
     let ok = root
-        .request(json!({"type": "publish", "channel": "admin:ops", "message": {}}), "2")
+        .request(
+            json!({"type": "publish", "channel": "admin:ops", "message": {}}),
+            "2",
+        )
         .await;
     assert_eq!(ok["type"], "published");
 
     // Tenant rule: tenant:<t>:* only for that tenant.
     let denied = gus
-        .request(json!({"type": "subscribe", "channel": "tenant:acme:news"}), "3")
+        .request(
+            json!({"type": "subscribe", "channel": "tenant:acme:news"}),
+            "3",
+        )
         .await;
     assert_eq!(denied["code"], "FORBIDDEN");
     let denied = gus
-        .request(json!({"type": "send", "channels": ["tenant:acme:news"], "data": 1}), "3b")
+        .request(
+            json!({"type": "send", "channels": ["tenant:acme:news"], "data": 1}),
+            "3b",
+        )
         .await;
     assert_eq!(denied["code"], "FORBIDDEN");
 
@@ -60,5 +72,8 @@ async fn role_and_tenant_rules_and_native_filters() {
 
     // Guard calls are counted; delivering to the filtered subscriber took none.
     let (_, metrics) = http_get(server.addr, "/metrics").await;
-    assert!(metrics.contains(r#"switchboard_plugin_calls_total{plugin="guard",outcome="ok"}"#), "{metrics}");
+    assert!(
+        metrics.contains(r#"switchboard_plugin_calls_total{plugin="guard",outcome="ok"}"#),
+        "{metrics}"
+    );
 }

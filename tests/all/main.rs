@@ -2,12 +2,14 @@
 
 mod auth;
 mod channels;
+mod durability;
 mod errors;
 mod guards;
 mod http;
 mod limits;
 mod presence;
 mod reload;
+mod resources;
 mod sandbox;
 mod sockets;
 mod walkers;

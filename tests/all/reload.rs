@@ -10,7 +10,8 @@ use integration_tests::*;
 use serde_json::{json, Value};
 
 async fn version(c: &mut Client, id: &str) -> Value {
-    c.request(json!({"type": "walker", "walker": "version"}), id).await
+    c.request(json!({"type": "walker", "walker": "version"}), id)
+        .await
 }
 
 /// Calls `version` until `want` holds for the reply.
@@ -21,7 +22,10 @@ async fn wait_version(c: &mut Client, what: &str, want: impl Fn(&Value) -> bool)
         if want(&reply) {
             return;
         }
-        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}; last reply {reply}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out: {what}; last reply {reply}"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
@@ -43,7 +47,8 @@ async fn add_replace_break_and_delete_without_dropping_clients() {
     install_plugin(dir.path(), &fixture_plugin("broken"), "counter.wasm");
     eventually("the failed load is reported", || async {
         let (_, metrics) = http_get(server.addr, "/metrics").await;
-        metrics.contains(r#"switchboard_plugin_loads_total{file="counter.wasm",outcome="failed"} 1"#)
+        metrics
+            .contains(r#"switchboard_plugin_loads_total{file="counter.wasm",outcome="failed"} 1"#)
     })
     .await;
     assert_eq!(version(&mut c, "c").await["returns"]["version"], 2);
@@ -55,7 +60,10 @@ async fn add_replace_break_and_delete_without_dropping_clients() {
 
     std::fs::remove_file(dir.path().join("counter.wasm")).expect("delete");
     wait_version(&mut c, "deleting unloads it", |r| r["code"] == "NOT_FOUND").await;
-    assert_eq!(c.request(json!({"type": "ping"}), "still").await["type"], "pong");
+    assert_eq!(
+        c.request(json!({"type": "ping"}), "still").await["type"],
+        "pong"
+    );
 }
 
 #[tokio::test]
@@ -84,12 +92,17 @@ async fn swap_under_load_fails_no_call_and_loses_no_message() {
     }
     // A publisher and a subscriber: every message must arrive.
     let (mut sub, _) = connect_native(addr, "").await;
-    sub.request(json!({"type": "subscribe", "channel": "ticks"}), "s").await;
+    sub.request(json!({"type": "subscribe", "channel": "ticks"}), "s")
+        .await;
     let (mut publisher, _) = connect_native(addr, "").await;
 
     let mut published = 0;
     for round in 0..6 {
-        let src = if round % 2 == 0 { "counter-v2" } else { "counter-v1" };
+        let src = if round % 2 == 0 {
+            "counter-v2"
+        } else {
+            "counter-v1"
+        };
         install_plugin(dir.path(), &fixture_plugin(src), "counter.wasm");
         for _ in 0..20 {
             publisher
@@ -111,7 +124,11 @@ async fn swap_under_load_fails_no_call_and_loses_no_message() {
         versions.extend(seen);
     }
     assert!(total > 100, "callers kept calling: {total}");
-    assert_eq!(versions, [1, 2].into(), "both versions served during the run");
+    assert_eq!(
+        versions,
+        [1, 2].into(),
+        "both versions served during the run"
+    );
     for expected in 0..published {
         let msg = sub.recv().await;
         assert_eq!(msg["data"]["n"], expected, "no message lost or reordered");

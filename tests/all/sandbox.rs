@@ -29,29 +29,60 @@ async fn loops_memory_hogs_and_traps_fail_only_their_call() {
     let (mut c, _) = connect_native(server.addr, "").await;
 
     let started = Instant::now();
-    let spun = c.request(json!({"type": "walker", "walker": "spin"}), "spin").await;
+    let spun = c
+        .request(json!({"type": "walker", "walker": "spin"}), "spin")
+        .await;
     assert_eq!(spun["code"], "TIMEOUT", "{spun}");
-    assert!(spun["message"].as_str().unwrap_or("").contains("300 ms"), "{spun}");
-    assert!(started.elapsed() < Duration::from_secs(3), "stopped near its deadline");
+    assert!(
+        spun["message"].as_str().unwrap_or("").contains("300 ms"),
+        "{spun}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "stopped near its deadline"
+    );
 
-    let grown = c.request(json!({"type": "walker", "walker": "grow"}), "grow").await;
+    let grown = c
+        .request(json!({"type": "walker", "walker": "grow"}), "grow")
+        .await;
     assert_eq!(grown["code"], "PLUGIN_ERROR", "{grown}");
-    assert!(grown["message"].as_str().unwrap_or("").contains("memory limit"), "{grown}");
+    assert!(
+        grown["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("memory limit"),
+        "{grown}"
+    );
 
-    let boom = c.request(json!({"type": "walker", "walker": "boom"}), "boom").await;
+    let boom = c
+        .request(json!({"type": "walker", "walker": "boom"}), "boom")
+        .await;
     assert_eq!(boom["code"], "PLUGIN_ERROR", "{boom}");
-    assert!(boom["message"].as_str().unwrap_or("").contains("trapped"), "{boom}");
+    assert!(
+        boom["message"].as_str().unwrap_or("").contains("trapped"),
+        "{boom}"
+    );
 
     // The same plugins, the other plugins and the host all still serve.
-    let ok = c.request(json!({"type": "walker", "walker": "ok"}), "ok").await;
+    let ok = c
+        .request(json!({"type": "walker", "walker": "ok"}), "ok")
+        .await;
     assert_eq!(ok["returns"], json!({"ok": true}), "{ok}");
     let echo = c
-        .request(json!({"type": "walker", "walker": "echo", "context": {"x": 1}}), "e")
+        .request(
+            json!({"type": "walker", "walker": "echo", "context": {"x": 1}}),
+            "e",
+        )
         .await;
     assert_eq!(echo["returns"], json!({"x": 1}));
-    let spun = c.request(json!({"type": "walker", "walker": "spin"}), "spin2").await;
+    let spun = c
+        .request(json!({"type": "walker", "walker": "spin"}), "spin2")
+        .await;
     assert_eq!(spun["code"], "TIMEOUT");
-    assert_eq!(c.request(json!({"type": "ping"}), "p").await["type"], "pong");
+    assert_eq!(
+        c.request(json!({"type": "ping"}), "p").await["type"],
+        "pong"
+    );
 
     let (_, metrics) = http_get(server.addr, "/metrics").await;
     for line in [
@@ -77,9 +108,16 @@ async fn a_looping_call_does_not_block_other_clients() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     let started = Instant::now();
     let echo = other
-        .request(json!({"type": "walker", "walker": "echo", "context": {}}), "e")
+        .request(
+            json!({"type": "walker", "walker": "echo", "context": {}}),
+            "e",
+        )
         .await;
     assert_eq!(echo["type"], "walker");
-    assert!(started.elapsed() < Duration::from_millis(1000), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_millis(1000),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(spinner.recv().await["code"], "TIMEOUT");
 }

@@ -24,13 +24,20 @@ async fn chat_room_with_presence() {
     let init = bob.recv().await;
     assert_eq!(init["users"].as_array().map(Vec::len), Some(2));
     let joined = alice.recv().await;
-    assert_eq!(joined, json!({"type": "presence_join", "user": joined["user"].clone()}));
+    assert_eq!(
+        joined,
+        json!({"type": "presence_join", "user": joined["user"].clone()})
+    );
     assert_eq!(joined["user"]["name"], "Bob");
 
     bob.send(json!({"type": "message", "text": "hi all"})).await;
     let expected = json!({"type": "chat", "from": "Bob", "text": "hi all"});
     assert_eq!(alice.recv().await, expected);
-    assert_eq!(bob.recv().await, expected, "the sender gets its broadcast too");
+    assert_eq!(
+        bob.recv().await,
+        expected,
+        "the sender gets its broadcast too"
+    );
     let bridged = native.recv().await;
     assert_eq!(bridged["type"], "message");
     assert_eq!(bridged["data"], expected, "native subscribers see the room");
@@ -42,7 +49,10 @@ async fn chat_room_with_presence() {
 
     // Other rooms are separate.
     let mut carol = connect(server.addr, "/chat?room=other&name=Carol").await;
-    assert_eq!(carol.recv().await["users"].as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        carol.recv().await["users"].as_array().map(Vec::len),
+        Some(1)
+    );
 
     let (status, _) = http_get(server.addr, "/no-such-socket").await;
     assert_eq!(status, 404);

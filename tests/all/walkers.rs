@@ -15,14 +15,18 @@ async fn echo_walker_over_ws_and_http() {
     let (server, _dir) = chat_server().await;
     let (mut c, _) = connect_native(server.addr, "").await;
     let reply = c
-        .request(json!({"type": "walker", "walker": "echo", "context": {"val": 1}}), "w1")
+        .request(
+            json!({"type": "walker", "walker": "echo", "context": {"val": 1}}),
+            "w1",
+        )
         .await;
     assert_eq!(reply["type"], "walker", "{reply}");
     assert_eq!(reply["status"], 200);
     assert_eq!(reply["returns"], json!({"val": 1}));
     assert_eq!(reply["reports"], json!([{"val": 1}]));
 
-    let (status, body) = http_request(server.addr, "POST", "/walker/echo", None, r#"{"val":2}"#).await;
+    let (status, body) =
+        http_request(server.addr, "POST", "/walker/echo", None, r#"{"val":2}"#).await;
     assert_eq!(status, 200, "{body}");
     let body: Value = serde_json::from_str(&body).expect("json");
     assert_eq!(body["returns"], json!({"val": 2}));
@@ -40,7 +44,9 @@ async fn whoami_sees_the_verified_identity() {
     let (server, _dir) = chat_server().await;
     let t = token("alice", Some("admin"), json!({"tenant": "acme"}));
     let (mut c, hello) = connect_native(server.addr, &format!("?token={t}")).await;
-    let reply = c.request(json!({"type": "walker", "walker": "whoami"}), "w").await;
+    let reply = c
+        .request(json!({"type": "walker", "walker": "whoami"}), "w")
+        .await;
     let returns = &reply["returns"];
     assert_eq!(returns["user_id"], "alice", "{reply}");
     assert_eq!(returns["role"], "admin");
@@ -57,7 +63,8 @@ async fn walkers_notify_channels_users_clients_and_self() {
     let (mut caller, _) = connect_native(server.addr, "").await;
     let (mut room, _) = connect_native(server.addr, "").await;
     let (mut bob, bob_hello) = connect_native(server.addr, &format!("?token={bob_token}")).await;
-    room.request(json!({"type": "subscribe", "channel": "room1"}), "s").await;
+    room.request(json!({"type": "subscribe", "channel": "room1"}), "s")
+        .await;
 
     caller
         .request(
@@ -90,7 +97,10 @@ async fn walkers_notify_channels_users_clients_and_self() {
         .send(json!({"type": "walker", "walker": "progress", "requestId": "p"}))
         .await;
     let first = caller.recv().await;
-    assert_ne!(first["type"], "walker", "progress notification comes first: {first}");
+    assert_ne!(
+        first["type"], "walker",
+        "progress notification comes first: {first}"
+    );
     caller.recv_until(|v| v["requestId"] == "p").await;
 }
 
@@ -99,12 +109,16 @@ async fn python_walker_is_served_by_the_same_host() {
     let (server, _dir) = chat_server().await;
     let (mut c, _) = connect_native(server.addr, "").await;
     let reply = c
-        .request(json!({"type": "walker", "walker": "py_echo", "context": {"n": 7}}), "py")
+        .request(
+            json!({"type": "walker", "walker": "py_echo", "context": {"n": 7}}),
+            "py",
+        )
         .await;
     assert_eq!(reply["type"], "walker", "{reply}");
     assert_eq!(reply["returns"]["echo"], json!({"n": 7}));
     assert_eq!(reply["returns"]["lang"], "python");
-    let (status, body) = http_request(server.addr, "POST", "/walker/py_echo", None, r#"{"n":8}"#).await;
+    let (status, body) =
+        http_request(server.addr, "POST", "/walker/py_echo", None, r#"{"n":8}"#).await;
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("python"));
 }

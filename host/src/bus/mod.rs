@@ -36,6 +36,43 @@ pub enum Outbound {
     Frame(Utf8Bytes),
 }
 
+/// Event-mask bits: which events a subscription takes.
+pub const OP_INSERT: u8 = 1;
+/// Updates.
+pub const OP_UPDATE: u8 = 2;
+/// Deletes.
+pub const OP_DELETE: u8 = 4;
+/// Everything that is not a change (messages, notifications, presence).
+pub const OP_OTHER: u8 = 0x80;
+/// Every event.
+pub const OPS_ALL: u8 = 0xff;
+
+/// The mask bit of a change op name (`insert`...); none for unknown names.
+pub fn op_mask(op: &str) -> Option<u8> {
+    match op {
+        "insert" => Some(OP_INSERT),
+        "update" => Some(OP_UPDATE),
+        "delete" => Some(OP_DELETE),
+        _ => None,
+    }
+}
+
+fn op_bit(event: &Event) -> u8 {
+    match event {
+        Event::Change(c) => op_mask(c.op).unwrap_or(OP_OTHER),
+        _ => OP_OTHER,
+    }
+}
+
+/// One connection's subscription to one channel.
+#[derive(Debug, Clone)]
+pub struct Subscription {
+    /// Only matching payloads or records are delivered.
+    pub filter: Option<Filter>,
+    /// Which events are delivered (`OP_*` bits).
+    pub ops: u8,
+}
+
 /// Asks one session to close, with a code and reason, from anywhere.
 #[derive(Debug, Default)]
 pub struct Kill {
@@ -84,7 +121,7 @@ struct ClientEntry {
 struct State {
     clients: HashMap<Arc<str>, ClientEntry>,
     /// channel → subscriber → its filter (client's AND guard's).
-    channels: HashMap<String, HashMap<Arc<str>, Option<Filter>>>,
+    channels: HashMap<String, HashMap<Arc<str>, Subscription>>,
     users: HashMap<String, HashSet<Arc<str>>>,
     presence: HashMap<String, Vec<Member>>,
 }
@@ -185,6 +222,18 @@ impl Bus {
     /// Subscribes a connection to a channel (replacing its filter if it was
     /// subscribed already). Returns false for an unknown connection.
     pub fn subscribe(&self, id: &str, channel: &str, filter: Option<Filter>) -> bool {
+        self.subscribe_ops(
+            id,
+            channel,
+            Subscription {
+                filter,
+                ops: OPS_ALL,
+            },
+        )
+    }
+
+    /// Subscribes with an event mask (resource subscriptions' `events`).
+    pub fn subscribe_ops(&self, id: &str, channel: &str, sub: Subscription) -> bool {
         let mut state = self.state.write();
         let Some(entry) = state.clients.get_mut(id) else {
             return false;
@@ -195,7 +244,7 @@ impl Bus {
             .channels
             .entry(channel.to_owned())
             .or_default()
-            .insert(key, filter);
+            .insert(key, sub);
         true
     }
 
@@ -233,9 +282,11 @@ impl Bus {
         let Some(subscribers) = state.channels.get(channel) else {
             return 0;
         };
+        let op = op_bit(&envelope.event);
         subscribers
             .iter()
-            .filter(|(_, filter)| filter.as_ref().is_none_or(|f| f.matches(subject)))
+            .filter(|(_, sub)| sub.ops & op != 0)
+            .filter(|(_, sub)| sub.filter.as_ref().is_none_or(|f| f.matches(subject)))
             .filter(|(id, _)| self.deliver(&state, id, Outbound::Event(envelope.clone())))
             .count()
     }
@@ -318,7 +369,7 @@ impl Bus {
 }
 
 fn remove_subscriber(
-    channels: &mut HashMap<String, HashMap<Arc<str>, Option<Filter>>>,
+    channels: &mut HashMap<String, HashMap<Arc<str>, Subscription>>,
     channel: &str,
     id: &str,
 ) {

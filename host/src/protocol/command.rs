@@ -143,6 +143,15 @@ pub enum Command {
         /// The record id.
         id: String,
     },
+    /// Current rows matching a filter.
+    Replay {
+        /// The resource.
+        resource: String,
+        /// Equality filter.
+        filter: Value,
+        /// At most this many rows.
+        limit: Option<usize>,
+    },
 }
 
 /// What the core answers.
@@ -214,6 +223,22 @@ pub enum Reply {
         reports: Vec<Value>,
         /// The return value.
         returns: Value,
+    },
+    /// To `Replay`: the rows and the sequence number they are current as of.
+    Replayed {
+        /// The resource.
+        resource: String,
+        /// The rows.
+        rows: Vec<Value>,
+        /// Subscribe with `since` this to continue without a gap.
+        seq: u64,
+    },
+    /// Missed events replayed after a resumed subscription's reply.
+    Resumed {
+        /// The subscription reply.
+        subscribed: Box<Reply>,
+        /// The missed events, oldest first.
+        missed: Vec<crate::bus::Event>,
     },
     /// To reads and writes: a record, a list, or a deleted id.
     Data {

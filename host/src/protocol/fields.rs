@@ -27,6 +27,30 @@ pub fn req_str(obj: &Obj, key: &str) -> Result<String, ClientError> {
     }
 }
 
+/// A required channel name: a non-empty string without control characters
+/// (those are reserved for the host's internal channels).
+///
+/// # Errors
+/// Missing, empty, not a string, or containing control characters.
+pub fn req_channel(obj: &Obj, key: &str) -> Result<String, ClientError> {
+    let name = req_str(obj, key)?;
+    check_channel(&name, key)?;
+    Ok(name)
+}
+
+/// Refuses channel names with control characters.
+///
+/// # Errors
+/// The name contains one.
+pub fn check_channel(name: &str, key: &str) -> Result<(), ClientError> {
+    if name.chars().any(char::is_control) {
+        return Err(ClientError::bad_request(format!(
+            "`{key}` must not contain control characters"
+        )));
+    }
+    Ok(())
+}
+
 /// An optional string field.
 ///
 /// # Errors

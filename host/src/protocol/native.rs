@@ -6,7 +6,8 @@
 use serde_json::{json, Value};
 
 use super::fields::{
-    any, id_field, iso_time, opt_str, opt_u64, req_str, str_list, with_request_id, Obj,
+    any, check_channel, id_field, iso_time, opt_str, opt_u64, req_channel, req_str, str_list,
+    with_request_id, Obj,
 };
 use super::{Command, ConnInfo, DecodeError, Dialect, Reply, Request, Target};
 use crate::bus::{Envelope, Event, Member, Origin};
@@ -94,6 +95,12 @@ impl Dialect for Native {
                 "reports": reports,
                 "returns": returns,
             }),
+            Reply::Replayed {
+                resource,
+                rows,
+                seq,
+            } => json!({"type": "replayed", "resource": resource, "data": rows, "seq": seq}),
+            Reply::Resumed { subscribed, .. } => return self.reply(request, subscribed, conn),
             Reply::Data {
                 resource,
                 data,
@@ -211,7 +218,7 @@ fn decode_command(obj: &Obj) -> Result<Command, ClientError> {
             target: target(obj)?,
         },
         "publish" => Command::Publish {
-            channel: req_str(obj, "channel")?,
+            channel: req_channel(obj, "channel")?,
             message: obj
                 .get("message")
                 .or_else(|| obj.get("data"))
@@ -219,6 +226,9 @@ fn decode_command(obj: &Obj) -> Result<Command, ClientError> {
                 .ok_or_else(|| ClientError::bad_request("missing `message`"))?,
         },
         "send" => {
+            for channel in str_list(obj, "channels")? {
+                check_channel(&channel, "channels")?;
+            }
             let send = Command::Send {
                 users: str_list(obj, "users")?,
                 clients: str_list(obj, "clients")?,
@@ -235,14 +245,14 @@ fn decode_command(obj: &Obj) -> Result<Command, ClientError> {
             send
         }
         "join" => Command::PresenceJoin {
-            channel: req_str(obj, "channel")?,
+            channel: req_channel(obj, "channel")?,
             info: any(obj, "info"),
         },
         "leave" => Command::PresenceLeave {
-            channel: req_str(obj, "channel")?,
+            channel: req_channel(obj, "channel")?,
         },
         "presence" => Command::PresenceList {
-            channel: req_str(obj, "channel")?,
+            channel: req_channel(obj, "channel")?,
         },
         "walker" => Command::Walker {
             name: req_str(obj, "walker")?,
@@ -270,6 +280,11 @@ fn decode_command(obj: &Obj) -> Result<Command, ClientError> {
             id: record_id(obj)?,
             data: any(obj, "data"),
         },
+        "replay" => Command::Replay {
+            resource: req_str(obj, "resource")?,
+            filter: any(obj, "filter"),
+            limit: opt_u64(obj, "limit")?.map(|l| l as usize),
+        },
         "delete" => Command::Delete {
             resource: req_str(obj, "resource")?,
             id: record_id(obj)?,
@@ -289,7 +304,10 @@ fn record_id(obj: &Obj) -> Result<String, ClientError> {
 
 fn target(obj: &Obj) -> Result<Target, ClientError> {
     match (opt_str(obj, "channel")?, opt_str(obj, "resource")?) {
-        (Some(c), None) if !c.is_empty() => Ok(Target::Channel(c)),
+        (Some(c), None) if !c.is_empty() => {
+            check_channel(&c, "channel")?;
+            Ok(Target::Channel(c))
+        }
         (None, Some(r)) if !r.is_empty() => Ok(Target::Resource(r)),
         (Some(_), Some(_)) => Err(ClientError::bad_request(
             "give either `channel` or `resource`, not both",

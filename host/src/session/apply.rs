@@ -9,10 +9,13 @@ use super::ratelimit::Limiter;
 use crate::auth::Identity;
 use axum::extract::ws::Utf8Bytes;
 
-use crate::bus::{Event, Filter, Origin, Outbound};
+use std::collections::HashMap;
+
+use crate::bus::{Envelope, Event, Filter, Origin, Outbound};
 use crate::error::{ClientError, ErrorCode};
 use crate::plugins::{GuardOutcome, Operation, Transport};
 use crate::protocol::{Command, ConnInfo, Dialect, Reply, Target};
+use crate::resources::{resource_channel, Caller};
 use crate::App;
 
 /// `message` with a guard's patch merged in (objects only: a patch cannot
@@ -38,6 +41,9 @@ pub struct Session {
     pub identity: Identity,
     query: Vec<(String, String)>,
     limiter: Limiter,
+    /// Per resumed resource: the newest sequence number already replayed,
+    /// so live copies of replayed events are skipped.
+    floors: HashMap<String, u64>,
 }
 
 impl Session {
@@ -57,6 +63,7 @@ impl Session {
             identity,
             query,
             limiter,
+            floors: HashMap::new(),
         }
     }
 
@@ -95,6 +102,13 @@ impl Session {
                 Ok(reply) => {
                     if let Some(frame) = self.dialect.reply(&request, &reply, &self.conn()) {
                         out.push(frame);
+                    }
+                    if let Reply::Resumed { missed, .. } = reply {
+                        out.extend(
+                            missed
+                                .into_iter()
+                                .filter_map(|e| self.dialect.event(&Envelope::new(e))),
+                        );
                     }
                 }
                 Err(error) => {
@@ -168,6 +182,22 @@ impl Session {
                     },
                     &message,
                 );
+                // As s3db.js does, a publish also reaches the subscribers of
+                // a resource of that name.
+                let delivered = delivered
+                    + if self.app.resources.exists(channel) {
+                        bus.publish(
+                            &resource_channel(channel),
+                            Event::Message {
+                                channel: channel.clone(),
+                                from: Some(self.origin()),
+                                data: message.clone(),
+                            },
+                            &message,
+                        )
+                    } else {
+                        0
+                    };
                 Ok(Reply::Published {
                     channel: channel.clone(),
                     delivered,
@@ -246,20 +276,148 @@ impl Session {
             }
             Command::Subscribe {
                 target: Target::Resource(resource),
-                ..
+                filter,
+                events,
+                since,
+            } => {
+                self.subscribe_resource(resource, filter, events, *since)
+                    .await
             }
-            | Command::Unsubscribe {
+            Command::Unsubscribe {
                 target: Target::Resource(resource),
+            } => {
+                self.app.resources.config(resource)?;
+                bus.unsubscribe(&self.id, &resource_channel(resource));
+                self.floors.remove(resource);
+                Ok(Reply::Unsubscribed {
+                    target: Target::Resource(resource.clone()),
+                })
             }
-            | Command::Get { resource, .. }
-            | Command::List { resource, .. }
-            | Command::Insert { resource, .. }
-            | Command::Update { resource, .. }
-            | Command::Delete { resource, .. } => Err(ClientError::new(
-                ErrorCode::ResourceNotFound,
-                format!("resource `{resource}` is not configured"),
-            )),
+            Command::Get { resource, id } => {
+                let data = self.app.resources.get(&self.caller(), resource, id).await?;
+                Ok(data_reply(resource, data, None))
+            }
+            Command::List {
+                resource,
+                filter,
+                limit,
+                cursor,
+            } => {
+                let (rows, cursor) = self
+                    .app
+                    .resources
+                    .list(&self.caller(), resource, filter, *limit, cursor.clone())
+                    .await?;
+                Ok(data_reply(resource, Value::Array(rows), cursor))
+            }
+            Command::Insert { resource, data } => {
+                let data = self
+                    .app
+                    .resources
+                    .insert(&self.caller(), resource, data.clone())
+                    .await?;
+                Ok(data_reply(resource, data, None))
+            }
+            Command::Update { resource, id, data } => {
+                let data = self
+                    .app
+                    .resources
+                    .update(&self.caller(), resource, id, data.clone())
+                    .await?;
+                Ok(data_reply(resource, data, None))
+            }
+            Command::Delete { resource, id } => {
+                let data = self
+                    .app
+                    .resources
+                    .delete(&self.caller(), resource, id)
+                    .await?;
+                Ok(data_reply(resource, data, None))
+            }
+            Command::Replay {
+                resource,
+                filter,
+                limit,
+            } => {
+                let (rows, seq) = self
+                    .app
+                    .resources
+                    .replay(&self.caller(), resource, filter, *limit)
+                    .await?;
+                Ok(Reply::Replayed {
+                    resource: resource.clone(),
+                    rows,
+                    seq,
+                })
+            }
         }
+    }
+
+    fn caller(&self) -> Caller<'_> {
+        Caller {
+            identity: &self.identity,
+            conn: Some(self.id.clone()),
+            plugins: &self.app.plugins,
+        }
+    }
+
+    /// Subscribes to a resource's changes; with `since`, replays what was
+    /// missed (in order, before any new event) and says if that was all.
+    async fn subscribe_resource(
+        &mut self,
+        resource: &str,
+        filter: &Value,
+        events: &[String],
+        since: Option<u64>,
+    ) -> Result<Reply, ClientError> {
+        let (sub, names) = self
+            .app
+            .resources
+            .subscription(&self.caller(), resource, filter, events)
+            .await?;
+        // Subscribe before reading the log, so nothing falls between the
+        // two; duplicates are dropped by sequence number (`floors`).
+        self.app
+            .bus
+            .subscribe_ops(&self.id, &resource_channel(resource), sub.clone());
+        let subscribed = Reply::Subscribed {
+            target: Target::Resource(resource.to_owned()),
+            filter: sub.filter.as_ref().map_or(Value::Null, |f| f.to_value()),
+            events: names,
+            recovered: None,
+        };
+        let Some(since) = since else {
+            self.floors.remove(resource);
+            return Ok(subscribed);
+        };
+        let (missed, complete) = self.app.resources.missed(resource, since, &sub).await?;
+        let floor = missed
+            .iter()
+            .filter_map(|e| match e {
+                Event::Change(c) => Some(c.seq),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(since);
+        self.floors.insert(resource.to_owned(), floor);
+        let Reply::Subscribed {
+            target,
+            filter,
+            events,
+            ..
+        } = subscribed
+        else {
+            unreachable!("built above")
+        };
+        Ok(Reply::Resumed {
+            subscribed: Box::new(Reply::Subscribed {
+                target,
+                filter,
+                events,
+                recovered: Some(complete),
+            }),
+            missed,
+        })
     }
 
     /// Consults the guards for `op` on `target`.
@@ -310,4 +468,12 @@ impl super::Handler for Session {
     }
 
     async fn on_close(&mut self) {}
+}
+
+fn data_reply(resource: &str, data: Value, cursor: Option<String>) -> Reply {
+    Reply::Data {
+        resource: resource.to_owned(),
+        data,
+        cursor,
+    }
 }

@@ -85,7 +85,8 @@ impl Store {
     /// The file cannot be created or is not a redb database.
     pub fn open(path: &Path, max_record_bytes: usize, retention: u64) -> Result<Self, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| StoreError::Db(redb::StorageError::Io(e).into()))?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError::Db(redb::StorageError::Io(e).into()))?;
         }
         let db = Database::create(path)?;
         let txn = db.begin_write()?;
@@ -155,7 +156,11 @@ impl Store {
         let id = match record.get("id") {
             None | Some(Value::Null) => uuid::Uuid::new_v4().simple().to_string(),
             Some(Value::String(s)) if !s.is_empty() && s.len() <= 256 => s.clone(),
-            Some(_) => return Err(StoreError::BadRecord("`id` must be a non-empty string of at most 256 bytes".into())),
+            Some(_) => {
+                return Err(StoreError::BadRecord(
+                    "`id` must be a non-empty string of at most 256 bytes".into(),
+                ))
+            }
         };
         record.insert("id".into(), Value::String(id.clone()));
         self.write(resource, &id, "insert", |old| match old {
@@ -170,7 +175,9 @@ impl Store {
     /// Missing record, bad patch, too large, storage failure.
     pub fn update(&self, resource: &str, id: &str, patch: Value) -> Result<Committed, StoreError> {
         let Value::Object(patch) = patch else {
-            return Err(StoreError::BadRecord("update data must be a JSON object".into()));
+            return Err(StoreError::BadRecord(
+                "update data must be a JSON object".into(),
+            ));
         };
         if patch.get("id").is_some_and(|v| v.as_str() != Some(id)) {
             return Err(StoreError::BadRecord("`id` cannot be changed".into()));
@@ -228,8 +235,12 @@ impl Store {
             };
             let mut changes = txn.open_table(CHANGES)?;
             let seq = changes.last()?.map(|(k, _)| k.value()).unwrap_or(0) + 1;
-            let entry = serde_json::json!({"resource": resource, "op": op, "id": id, "record": record});
-            changes.insert(seq, serde_json::to_vec(&entry).unwrap_or_default().as_slice())?;
+            let entry =
+                serde_json::json!({"resource": resource, "op": op, "id": id, "record": record});
+            changes.insert(
+                seq,
+                serde_json::to_vec(&entry).unwrap_or_default().as_slice(),
+            )?;
             if seq > self.retention {
                 let cutoff = seq - self.retention;
                 changes.retain_in(..=cutoff, |_, _| false)?;
@@ -251,7 +262,11 @@ impl Store {
     ///
     /// # Errors
     /// Storage failure.
-    pub fn changes_since(&self, resource: &str, since: u64) -> Result<(Vec<Committed>, bool), StoreError> {
+    pub fn changes_since(
+        &self,
+        resource: &str,
+        since: u64,
+    ) -> Result<(Vec<Committed>, bool), StoreError> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(CHANGES)?;
         let oldest = table.first()?.map(|(k, _)| k.value());
@@ -308,11 +323,23 @@ mod tests {
         let s = store(&dir);
         let a = s.insert("m", json!({"id": "a", "x": 1})).expect("insert");
         assert_eq!(a.seq, 1);
-        assert!(matches!(s.insert("m", json!({"id": "a"})), Err(StoreError::Exists(_))));
-        assert!(matches!(s.insert("m", json!([1])), Err(StoreError::BadRecord(_))));
-        assert!(matches!(s.insert("m", json!({"id": 5})), Err(StoreError::BadRecord(_))));
+        assert!(matches!(
+            s.insert("m", json!({"id": "a"})),
+            Err(StoreError::Exists(_))
+        ));
+        assert!(matches!(
+            s.insert("m", json!([1])),
+            Err(StoreError::BadRecord(_))
+        ));
+        assert!(matches!(
+            s.insert("m", json!({"id": 5})),
+            Err(StoreError::BadRecord(_))
+        ));
         let big = "z".repeat(2000);
-        assert!(matches!(s.insert("m", json!({"big": big})), Err(StoreError::TooLarge { .. })));
+        assert!(matches!(
+            s.insert("m", json!({"big": big})),
+            Err(StoreError::TooLarge { .. })
+        ));
         let u = s.update("m", "a", json!({"x": 2})).expect("update");
         assert_eq!(u.record, json!({"id": "a", "x": 2}));
         s.insert("n", json!({"id": "b"})).expect("other resource");
@@ -332,11 +359,15 @@ mod tests {
         let dir = tempfile::tempdir().expect("dir");
         let s = store(&dir);
         for id in ["c", "a", "b", "d"] {
-            s.insert("r", json!({"id": id, "even": id == "b" || id == "d"})).expect("insert");
+            s.insert("r", json!({"id": id, "even": id == "b" || id == "d"}))
+                .expect("insert");
         }
         s.insert("q", json!({"id": "a"})).expect("insert");
         let (page, more) = s.scan("r", None, 2, |_| true).expect("scan");
-        assert_eq!(page.iter().map(|r| r["id"].clone()).collect::<Vec<_>>(), [json!("a"), json!("b")]);
+        assert_eq!(
+            page.iter().map(|r| r["id"].clone()).collect::<Vec<_>>(),
+            [json!("a"), json!("b")]
+        );
         assert!(more);
         let (page, more) = s.scan("r", Some("b"), 2, |_| true).expect("scan");
         assert_eq!(page.len(), 2);
