@@ -62,6 +62,9 @@ pub async fn start_default() -> Server {
 /// A connected WebSocket client.
 pub struct Client {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    /// Frames that arrived while [`Client::request`] waited for its reply;
+    /// `recv` returns them first, so nothing is lost.
+    pending: std::collections::VecDeque<Value>,
 }
 
 /// Connects to `path` (with its query) on `addr`.
@@ -84,7 +87,10 @@ pub async fn connect_with(addr: SocketAddr, path: &str, headers: &[(&str, &str)]
     let (ws, _) = tokio_tungstenite::connect_async(request)
         .await
         .expect("websocket connects");
-    Client { ws }
+    Client {
+        ws,
+        pending: Default::default(),
+    }
 }
 
 /// Connects to the native endpoint and reads the `connected` frame.
@@ -119,6 +125,9 @@ impl Client {
 
     /// The next JSON text frame within `wait`, or none.
     pub async fn try_recv(&mut self, wait: Duration) -> Option<Value> {
+        if let Some(v) = self.pending.pop_front() {
+            return Some(v);
+        }
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             let next = tokio::time::timeout_at(deadline, self.ws.next())
@@ -144,11 +153,20 @@ impl Client {
         }
     }
 
-    /// Sends a request and returns the reply carrying its requestId.
+    /// Sends a request and returns the reply carrying its requestId;
+    /// other frames that arrive meanwhile stay queued for `recv`.
     pub async fn request(&mut self, mut value: Value, request_id: &str) -> Value {
         value["requestId"] = Value::from(request_id);
         self.send(value).await;
-        self.recv_until(|v| v["requestId"] == request_id).await
+        let mut others = Vec::new();
+        loop {
+            let v = self.recv().await;
+            if v["requestId"] == request_id {
+                self.pending.extend(others);
+                return v;
+            }
+            others.push(v);
+        }
     }
 
     /// Asserts that no text frame arrives within `wait`.

@@ -38,7 +38,7 @@ async fn chat_room_with_presence() {
         expected,
         "the sender gets its broadcast too"
     );
-    let bridged = native.recv().await;
+    let bridged = native.recv_until(|v| v["type"] != "presence").await;
     assert_eq!(bridged["type"], "message");
     assert_eq!(bridged["data"], expected, "native subscribers see the room");
 

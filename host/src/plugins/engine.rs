@@ -22,6 +22,8 @@ pub(crate) fn engine(cache_dir: Option<&Path>) -> wasmtime::Result<Engine> {
     config.wasm_component_model(true);
     config.epoch_interruption(true);
     if let Some(dir) = cache_dir {
+        // wasmtime wants an absolute cache path.
+        let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_owned());
         let mut cache = CacheConfig::new();
         cache.with_directory(dir);
         match Cache::new(cache) {

@@ -67,7 +67,13 @@ pub(crate) fn load(
         .map_err(LoadError::Link)?;
     let pre = PluginPre::new(pre).map_err(LoadError::Link)?;
     let mut plugin = LoadedPlugin {
-        name: Arc::from("?"),
+        // Until the manifest names it, the file stands for the plugin in errors.
+        name: Arc::from(
+            path.file_stem()
+                .map(|s| s.to_string_lossy())
+                .unwrap_or_default()
+                .as_ref(),
+        ),
         file: path.to_owned(),
         hash,
         manifest: super::bindings::types::Manifest {

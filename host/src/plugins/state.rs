@@ -38,9 +38,12 @@ impl PluginState {
             table: ResourceTable::new(),
             limits: StoreLimitsBuilder::new()
                 .memory_size(max_memory)
-                .instances(16)
-                .tables(64)
-                .memories(16)
+                // Components built by componentize-py hold dozens of core
+                // instances and tables; the caps stop runaway growth, not
+                // ordinary toolchains.
+                .instances(1_000)
+                .tables(1_000)
+                .memories(64)
                 .trap_on_grow_failure(true)
                 .build(),
             env,

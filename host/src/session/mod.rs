@@ -123,8 +123,14 @@ pub async fn run<W, R, H>(
                         Some(Ok(message)) => {
                             pong_deadline = None;
                             match message {
-                                Message::Text(text) => handler.on_text(text.as_str()).await,
-                                Message::Binary(bytes) => handler.on_text(&String::from_utf8_lossy(&bytes)).await,
+                                Message::Text(text) => {
+                                    let reply = handler.on_text(text.as_str()).await;
+                                    flush_then(&mut handler, &mut rx, reply).await
+                                }
+                                Message::Binary(bytes) => {
+                                    let reply = handler.on_text(&String::from_utf8_lossy(&bytes)).await;
+                                    flush_then(&mut handler, &mut rx, reply).await
+                                }
                                 Message::Close(_) => break None,
                                 Message::Ping(_) | Message::Pong(_) => Ok(Vec::new()),
                             }
@@ -174,6 +180,21 @@ pub async fn run<W, R, H>(
     app.bus.unregister(&id);
     app.metrics.connections.dec();
     tracing::debug!(client = %id, "disconnected");
+}
+
+/// Deliveries queued while a request was handled (a walker's notify-self,
+/// say) go out before its reply, so the client sees them in causal order.
+async fn flush_then<H: Handler>(
+    handler: &mut H,
+    rx: &mut tokio::sync::mpsc::Receiver<Outbound>,
+    reply: Result<Vec<Utf8Bytes>, Close>,
+) -> Result<Vec<Utf8Bytes>, Close> {
+    let mut frames = Vec::new();
+    while let Ok(out) = rx.try_recv() {
+        frames.extend(handler.on_outbound(out).await?);
+    }
+    frames.extend(reply?);
+    Ok(frames)
 }
 
 /// The text of a bus delivery for `dialect`, if it shows it.

@@ -1,0 +1,66 @@
+//! Chat walkers, after jac-cloud's websocket example: notify a channel, a
+//! user or a client; echo; whoami; progress via notify-self.
+
+use serde_json::{json, Value};
+use switchboard_guest::{error, export_plugin, host, json, reply, walker, Manifest, Plugin, PluginError, WalkerReply, WalkerRequest};
+
+struct Chat;
+
+fn field<'a>(context: &'a Value, keys: &[&str]) -> Result<&'a str, PluginError> {
+    keys.iter()
+        .find_map(|k| context[*k].as_str())
+        .ok_or_else(|| error("BAD_REQUEST", &format!("missing `{}`", keys[0])))
+}
+
+fn chat(context: &Value) -> String {
+    json!({"type": "chat", "data": {"message": context["message"]}}).to_string()
+}
+
+impl Plugin for Chat {
+    fn manifest() -> Manifest {
+        ["send_chat_to_group", "send_chat_to_user", "send_chat_to_client", "echo", "whoami", "progress", "save_message"]
+            .into_iter()
+            .fold(Manifest::new("chat", "1.0.0"), |m, name| m.walker(walker(name)))
+    }
+
+    fn walker(request: WalkerRequest) -> Result<WalkerReply, PluginError> {
+        let context = json(&request.context);
+        match request.walker.as_str() {
+            "send_chat_to_group" => {
+                let n = host::notify_channels(&[field(&context, &["channel_id"])?.to_owned()], &chat(&context))?;
+                Ok(reply(json!({"delivered": n})))
+            }
+            "send_chat_to_user" => {
+                let n = host::notify_users(&[field(&context, &["root_id", "user_id"])?.to_owned()], &chat(&context))?;
+                Ok(reply(json!({"delivered": n})))
+            }
+            "send_chat_to_client" => {
+                let n = host::notify_clients(&[field(&context, &["client_id"])?.to_owned()], &chat(&context))?;
+                Ok(reply(json!({"delivered": n})))
+            }
+            "echo" => Ok(reply(context)),
+            "whoami" => {
+                let id = request.identity;
+                Ok(reply(json!({
+                    "client_id": id.client_id,
+                    "user_id": id.user_id,
+                    "role": id.role,
+                    "claims": json(&id.claims),
+                })))
+            }
+            "progress" => {
+                for pct in ["0%", "50%"] {
+                    host::notify_self(&json!({"type": "progress", "progress": pct}).to_string())?;
+                }
+                Ok(reply(json!({"progress": "100%"})))
+            }
+            "save_message" => {
+                let stored = host::store_insert("messages", &context.to_string())?;
+                Ok(reply(json(&stored)))
+            }
+            other => Err(error("NOT_FOUND", &format!("no walker `{other}`"))),
+        }
+    }
+}
+
+export_plugin!(Chat);
