@@ -6,5 +6,5 @@ wasmtime::component::bindgen!({
     world: "plugin",
 });
 
-pub use switchboard::plugin::host;
-pub use switchboard::plugin::types;
+pub use self::switchboard::plugin::host;
+pub use self::switchboard::plugin::types;
