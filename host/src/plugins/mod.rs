@@ -93,7 +93,14 @@ pub struct Plugins {
     /// The last load error per file, for status reporting.
     errors: Mutex<BTreeMap<PathBuf, String>>,
     watcher: Mutex<Option<watcher::Watcher>>,
+    /// Walkers written in Rust by an embedding application; they answer
+    /// before plugins of the same name.
+    native: parking_lot::RwLock<HashMap<String, NativeWalker>>,
 }
+
+/// A walker implemented in Rust inside the host (for applications that
+/// embed Switchboard as a library, and as the benchmarks' baseline).
+pub type NativeWalker = Arc<dyn Fn(&Value, &Identity) -> Result<WalkerOutcome, WalkerError> + Send + Sync>;
 
 impl Plugins {
     /// Creates the engine; loads nothing yet.
@@ -118,6 +125,7 @@ impl Plugins {
             loading: Mutex::new(HashMap::new()),
             errors: Mutex::new(BTreeMap::new()),
             watcher: Mutex::new(None),
+            native: Default::default(),
         }))
     }
 
@@ -242,6 +250,11 @@ impl Plugins {
         self.metrics.plugin_load(label, "failed");
     }
 
+    /// Registers a walker implemented in Rust.
+    pub fn register_native(&self, name: &str, walker: NativeWalker) {
+        self.native.write().insert(name.to_owned(), walker);
+    }
+
     /// Calls a walker for `identity` (over `transport`, for connection `conn`).
     ///
     /// # Errors
@@ -254,6 +267,10 @@ impl Plugins {
         conn: Option<Arc<str>>,
         transport: Transport,
     ) -> Result<WalkerOutcome, WalkerError> {
+        let native = self.native.read().get(name).cloned();
+        if let Some(walker) = native {
+            return walker(context, identity);
+        }
         let snapshot = self.snapshot();
         let Some((plugin, transports)) = snapshot.walker(name).cloned() else {
             return Err(WalkerError::NotFound);

@@ -1,0 +1,99 @@
+//! Inserts per second into a resource with change events fanned out to N
+//! subscribers; the baseline is the same writers with no subscriber.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use integration_tests::{connect_native, start, test_config};
+use serde_json::json;
+use switchboard::config::ResourceConfig;
+
+const WRITERS: usize = 8;
+
+struct Row {
+    subscribers: usize,
+    inserts_per_sec: f64,
+    events_per_sec: f64,
+}
+
+async fn measure(subscribers: usize, duration: Duration) -> Row {
+    let mut config = test_config();
+    config.limits.outbound_queue = 1 << 16;
+    config.resources.insert("bench".into(), ResourceConfig::default());
+    let server = start(config).await;
+    let addr = server.addr;
+    let received = Arc::new(AtomicU64::new(0));
+    let mut readers = Vec::new();
+    for _ in 0..subscribers {
+        let (mut c, _) = connect_native(addr, "").await;
+        c.request(json!({"type": "subscribe", "resource": "bench"}), "s").await;
+        let received = received.clone();
+        readers.push(tokio::spawn(async move {
+            while let Some(Ok(_)) = c.raw().next().await {
+                received.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    let deadline = Instant::now() + duration;
+    let mut writers = Vec::new();
+    for w in 0..WRITERS {
+        writers.push(tokio::spawn(async move {
+            let (mut c, _) = connect_native(addr, "").await;
+            let mut n = 0u64;
+            while Instant::now() < deadline {
+                let reply = c
+                    .request(
+                        json!({"type": "insert", "resource": "bench", "data": {"w": w, "n": n, "text": "hello world"}}),
+                        &n.to_string(),
+                    )
+                    .await;
+                assert_eq!(reply["type"], "data", "{reply}");
+                n += 1;
+            }
+            n
+        }));
+    }
+    let mut inserts = 0;
+    for w in writers {
+        inserts += w.await.expect("writer");
+    }
+    // Let in-flight events land before counting.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let events = received.load(Ordering::Relaxed);
+    for r in readers {
+        r.abort();
+    }
+    server.shutdown();
+    let secs = duration.as_secs_f64();
+    Row {
+        subscribers,
+        inserts_per_sec: inserts as f64 / secs,
+        events_per_sec: events as f64 / secs,
+    }
+}
+
+/// Runs the insert benchmark and prints its table.
+pub async fn run(duration: Duration) {
+    let mut rows = Vec::new();
+    for subscribers in [0, 10, 100, 1000] {
+        rows.push(measure(subscribers, duration).await);
+    }
+    let base = rows[0].inserts_per_sec;
+    println!(
+        "\n### Inserts with change events ({WRITERS} writers, {} s each, durable redb commits)\n",
+        duration.as_secs()
+    );
+    println!("| subscribers | inserts/s | events delivered/s | inserts vs 0 subscribers |");
+    println!("|---:|---:|---:|---:|");
+    for r in rows {
+        println!(
+            "| {} | {:.0} | {:.0} | {:.2} |",
+            r.subscribers,
+            r.inserts_per_sec,
+            r.events_per_sec,
+            r.inserts_per_sec / base
+        );
+    }
+}

@@ -1,0 +1,89 @@
+//! Walker round trips per second: the `echo` walker of `plugins/chat.wasm`
+//! (fresh WASM instance per call) against a native Rust walker doing the
+//! same work in the same server, with the same clients.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use integration_tests::{config_with_plugins, connect_native, example_plugin, plugin_dir, start};
+use serde_json::json;
+use switchboard::plugins::WalkerOutcome;
+
+use crate::percentile;
+
+struct Sample {
+    calls_per_sec: f64,
+    p50_us: u64,
+    p99_us: u64,
+}
+
+async fn measure(addr: std::net::SocketAddr, walker: &'static str, clients: usize, duration: Duration) -> Sample {
+    let mut tasks = Vec::new();
+    let deadline = Instant::now() + duration;
+    for k in 0..clients {
+        tasks.push(tokio::spawn(async move {
+            let (mut c, _) = connect_native(addr, "").await;
+            let mut latencies = Vec::new();
+            let mut n = 0u64;
+            while Instant::now() < deadline {
+                let started = Instant::now();
+                let reply = c
+                    .request(
+                        json!({"type": "walker", "walker": walker, "context": {"k": k, "n": n, "text": "hello"}}),
+                        &n.to_string(),
+                    )
+                    .await;
+                assert_eq!(reply["type"], "walker", "{reply}");
+                latencies.push(started.elapsed().as_micros() as u64);
+                n += 1;
+            }
+            latencies
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.expect("client"));
+    }
+    all.sort_unstable();
+    Sample {
+        calls_per_sec: all.len() as f64 / duration.as_secs_f64(),
+        p50_us: percentile(&all, 0.5),
+        p99_us: percentile(&all, 0.99),
+    }
+}
+
+/// Runs the walker benchmark and prints its table.
+pub async fn run(duration: Duration, clients: usize) {
+    let dir = plugin_dir(&[example_plugin("chat")]);
+    let server = start(config_with_plugins(dir.path(), false)).await;
+    server.app.plugins.register_native(
+        "native_echo",
+        Arc::new(|context, _identity| {
+            let value = context.clone();
+            Ok(WalkerOutcome {
+                status: 200,
+                reports: vec![value.clone()],
+                returns: value,
+            })
+        }),
+    );
+    // Warm both paths (compilation cache, connections, allocator).
+    measure(server.addr, "echo", 2, Duration::from_millis(300)).await;
+    measure(server.addr, "native_echo", 2, Duration::from_millis(300)).await;
+
+    let native = measure(server.addr, "native_echo", clients, duration).await;
+    let wasm = measure(server.addr, "echo", clients, duration).await;
+    println!("\n### Walker round trips ({clients} clients, {} s each, same server)\n", duration.as_secs());
+    println!("| walker | round trips/s | p50 µs | p99 µs | vs native |");
+    println!("|---|---:|---:|---:|---:|");
+    for (name, s) in [("native Rust (baseline)", &native), ("WASM component (chat.wasm echo)", &wasm)] {
+        println!(
+            "| {name} | {:.0} | {} | {} | {:.2} |",
+            s.calls_per_sec,
+            s.p50_us,
+            s.p99_us,
+            s.calls_per_sec / native.calls_per_sec
+        );
+    }
+    server.shutdown();
+}
