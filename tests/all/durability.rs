@@ -9,10 +9,15 @@ use integration_tests::*;
 use serde_json::json;
 
 fn spawn_server(config: &std::path::Path) -> (Child, SocketAddr) {
+    spawn_server_env(config, &[])
+}
+
+fn spawn_server_env(config: &std::path::Path, env: &[(&str, &str)]) -> (Child, SocketAddr) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard-cli"))
         .args(["serve", "--config"])
         .arg(config)
         .env("RUST_LOG", "warn")
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .spawn()
         .expect("start switchboard");
@@ -84,4 +89,36 @@ async fn acknowledged_writes_survive_kill_9() {
     assert_eq!(replay["seq"], N as u64 + 1, "the change log survived too");
     second.kill().expect("kill");
     let _ = second.wait();
+}
+
+#[tokio::test]
+async fn environment_overrides_the_config_file() {
+    let dir = tempfile::tempdir().expect("dir");
+    let config = dir.path().join("switchboard.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:0\"\n[auth]\nrequired = false\n[store]\npath = \"{}\"\n[plugins]\ndir = \"{}\"\n",
+            dir.path().join("data.redb").display(),
+            dir.path().join("plugins").display(),
+        ),
+    )
+    .expect("config");
+    let (mut child, addr) = spawn_server_env(&config, &[("SWITCHBOARD_AUTH__REQUIRED", "true")]);
+    let mut c = connect(addr, "/ws").await;
+    let close = c.recv_close().await.expect("close");
+    assert_eq!(close.reason, "UNAUTHORIZED: authentication required");
+    child.kill().expect("kill");
+    let _ = child.wait();
+
+    // A bad file is a clear error, not a panic.
+    std::fs::write(&config, "listen = 5\nnonsense = true\n").expect("config");
+    let out = Command::new(env!("CARGO_BIN_EXE_switchboard-cli"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("error: loading configuration"), "{stderr}");
 }

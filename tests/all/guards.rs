@@ -77,3 +77,16 @@ async fn role_and_tenant_rules_and_native_filters() {
         "{metrics}"
     );
 }
+
+#[tokio::test]
+async fn connect_guard_refuses_with_a_reason() {
+    let dir = plugin_dir(&[example_plugin("guard")]);
+    let server = start(config_with_plugins(dir.path(), false)).await;
+    let acme = token("ann", Some("user"), json!({"tenant": "acme"}));
+    let (_, hello) = connect_native(server.addr, &format!("?token={acme}&tenant=acme")).await;
+    assert_eq!(hello["user"]["tenant"], "acme");
+    let mut refused = connect(server.addr, &format!("/ws?token={acme}&tenant=globex")).await;
+    let close = refused.recv_close().await.expect("close frame");
+    assert_eq!(u16::from(close.code), 1008);
+    assert_eq!(close.reason, "FORBIDDEN: not a member of tenant `globex`");
+}

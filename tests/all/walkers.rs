@@ -122,3 +122,58 @@ async fn python_walker_is_served_by_the_same_host() {
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("python"));
 }
+
+#[tokio::test]
+async fn walkers_write_resources_and_their_writes_emit_events() {
+    let dir = plugin_dir(&[example_plugin("chat")]);
+    let mut config = config_with_plugins(dir.path(), false);
+    config.resources.insert(
+        "messages".into(),
+        switchboard::config::ResourceConfig {
+            protected: vec!["secret".into()],
+            ..Default::default()
+        },
+    );
+    let server = start(config).await;
+    let (mut watcher, _) = connect_native(server.addr, "").await;
+    watcher
+        .request(json!({"type": "subscribe", "resource": "messages"}), "s")
+        .await;
+    let (mut c, _) = connect_native(server.addr, "").await;
+    let reply = c
+        .request(
+            json!({"type": "walker", "walker": "save_message", "context": {"id": "w1", "text": "from wasm", "secret": "x"}}),
+            "w",
+        )
+        .await;
+    assert_eq!(
+        reply["returns"],
+        json!({"id": "w1", "text": "from wasm"}),
+        "{reply}"
+    );
+    let event = watcher.recv().await;
+    assert_eq!(
+        (event["type"].as_str(), event["event"].as_str()),
+        (Some("event"), Some("insert"))
+    );
+    assert_eq!(event["data"], json!({"id": "w1", "text": "from wasm"}));
+    let got = c
+        .request(
+            json!({"type": "get", "resource": "messages", "id": "w1"}),
+            "g",
+        )
+        .await;
+    assert_eq!(got["data"]["text"], "from wasm");
+    // Store errors come back to the walker as data, then to the client.
+    let dup = c
+        .request(
+            json!({"type": "walker", "walker": "save_message", "context": {"id": "w1"}}),
+            "d",
+        )
+        .await;
+    assert_eq!(dup["code"], "PLUGIN_ERROR");
+    assert!(
+        dup["message"].as_str().unwrap_or("").contains("CONFLICT"),
+        "{dup}"
+    );
+}

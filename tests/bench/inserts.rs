@@ -21,14 +21,17 @@ struct Row {
 async fn measure(subscribers: usize, duration: Duration) -> Row {
     let mut config = test_config();
     config.limits.outbound_queue = 1 << 16;
-    config.resources.insert("bench".into(), ResourceConfig::default());
+    config
+        .resources
+        .insert("bench".into(), ResourceConfig::default());
     let server = start(config).await;
     let addr = server.addr;
     let received = Arc::new(AtomicU64::new(0));
     let mut readers = Vec::new();
     for _ in 0..subscribers {
         let (mut c, _) = connect_native(addr, "").await;
-        c.request(json!({"type": "subscribe", "resource": "bench"}), "s").await;
+        c.request(json!({"type": "subscribe", "resource": "bench"}), "s")
+            .await;
         let received = received.clone();
         readers.push(tokio::spawn(async move {
             while let Some(Ok(_)) = c.raw().next().await {

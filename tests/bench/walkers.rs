@@ -17,7 +17,12 @@ struct Sample {
     p99_us: u64,
 }
 
-async fn measure(addr: std::net::SocketAddr, walker: &'static str, clients: usize, duration: Duration) -> Sample {
+async fn measure(
+    addr: std::net::SocketAddr,
+    walker: &'static str,
+    clients: usize,
+    duration: Duration,
+) -> Sample {
     let mut tasks = Vec::new();
     let deadline = Instant::now() + duration;
     for k in 0..clients {
@@ -73,10 +78,16 @@ pub async fn run(duration: Duration, clients: usize) {
 
     let native = measure(server.addr, "native_echo", clients, duration).await;
     let wasm = measure(server.addr, "echo", clients, duration).await;
-    println!("\n### Walker round trips ({clients} clients, {} s each, same server)\n", duration.as_secs());
+    println!(
+        "\n### Walker round trips ({clients} clients, {} s each, same server)\n",
+        duration.as_secs()
+    );
     println!("| walker | round trips/s | p50 µs | p99 µs | vs native |");
     println!("|---|---:|---:|---:|---:|");
-    for (name, s) in [("native Rust (baseline)", &native), ("WASM component (chat.wasm echo)", &wasm)] {
+    for (name, s) in [
+        ("native Rust (baseline)", &native),
+        ("WASM component (chat.wasm echo)", &wasm),
+    ] {
         println!(
             "| {name} | {:.0} | {} | {} | {:.2} |",
             s.calls_per_sec,

@@ -100,7 +100,8 @@ pub struct Plugins {
 
 /// A walker implemented in Rust inside the host (for applications that
 /// embed Switchboard as a library, and as the benchmarks' baseline).
-pub type NativeWalker = Arc<dyn Fn(&Value, &Identity) -> Result<WalkerOutcome, WalkerError> + Send + Sync>;
+pub type NativeWalker =
+    Arc<dyn Fn(&Value, &Identity) -> Result<WalkerOutcome, WalkerError> + Send + Sync>;
 
 impl Plugins {
     /// Creates the engine; loads nothing yet.

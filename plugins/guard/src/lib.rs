@@ -1,4 +1,6 @@
 //! Role and tenant rules as a guard:
+//! - a connection that names a tenant (`?tenant=<t>`) must hold the claim
+//!   `tenant == <t>`;
 //! - publishing to `admin:*` needs role `admin`;
 //! - anything on `tenant:<t>:*` needs the claim `tenant == <t>` (admins pass);
 //! - a non-admin with a `tenant` claim who subscribes (to any channel or
@@ -15,7 +17,7 @@ impl Plugin for Guard {
     fn manifest() -> Manifest {
         Manifest::new("guard", "1.0.0").guard(
             "*",
-            &[Operation::Subscribe, Operation::Publish, Operation::Send, Operation::List],
+            &[Operation::Connect, Operation::Subscribe, Operation::Publish, Operation::Send, Operation::List],
         )
     }
 
@@ -23,6 +25,13 @@ impl Plugin for Guard {
         let claims = json(&request.identity.claims);
         let admin = request.identity.role.as_deref() == Some("admin");
         let tenant = claims["tenant"].as_str();
+        if request.operation == Operation::Connect {
+            let wanted = json(&request.payload)["tenant"].as_str().map(str::to_owned);
+            return match wanted {
+                Some(t) if tenant != Some(t.as_str()) => Verdict::Deny(format!("not a member of tenant `{t}`")),
+                _ => Verdict::Allow,
+            };
+        }
         if request.operation == Operation::Publish && request.target.starts_with("admin:") && !admin {
             return Verdict::Deny("publishing to admin channels needs the admin role".into());
         }
