@@ -64,6 +64,8 @@ pub struct App {
     pub plugins: Arc<Plugins>,
     /// Configured resources over the store.
     pub resources: Arc<Resources>,
+    /// Daptin's user-created topics, by name.
+    pub topics: parking_lot::Mutex<std::collections::BTreeMap<String, serde_json::Value>>,
 }
 
 impl App {
@@ -96,6 +98,7 @@ impl App {
             bus,
             plugins,
             resources,
+            topics: Default::default(),
             connections: Arc::new(Semaphore::new(config.limits.max_connections)),
             config: Arc::new(config),
             metrics,

@@ -13,7 +13,7 @@ use crate::bus::{op_mask, Bus, Change, Event, Filter, Subscription, OPS_ALL, OP_
 use crate::config::ResourceConfig;
 use crate::error::{ClientError, ErrorCode};
 use crate::plugins::{Operation, PluginError, PluginStore, Plugins};
-use crate::store::{Committed, Store, StoreError};
+use crate::store::{Committed, Store, StoreError, Stored};
 
 /// The bus channel carrying a resource's change events. The NUL prefix
 /// keeps it out of reach of client channel names, which may not contain
@@ -154,7 +154,7 @@ impl Resources {
         filter: &Value,
         limit: Option<usize>,
         cursor: Option<String>,
-    ) -> Result<(Vec<Value>, Option<String>), ClientError> {
+    ) -> Result<(Vec<Stored>, Option<String>), ClientError> {
         let config = self.authorize(resource, caller.identity)?.clone();
         let client = Filter::from_value(filter).map_err(ClientError::bad_request)?;
         let guard = self
@@ -172,14 +172,17 @@ impl Resources {
             .await?;
         let next = if more {
             page.last()
-                .and_then(|r| r["id"].as_str())
+                .and_then(|r| r.record["id"].as_str())
                 .map(str::to_owned)
         } else {
             None
         };
         Ok((
             page.into_iter()
-                .map(|r| strip(r, &config.protected))
+                .map(|r| Stored {
+                    record: strip(r.record, &config.protected),
+                    seq: r.seq,
+                })
                 .collect(),
             next,
         ))
@@ -350,7 +353,7 @@ impl Resources {
         resource: &str,
         filter: &Value,
         limit: Option<usize>,
-    ) -> Result<(Vec<Value>, u64), ClientError> {
+    ) -> Result<(Vec<Stored>, u64), ClientError> {
         let seq = self.blocking(|s| s.last_seq()).await?;
         let (rows, _) = self.list(caller, resource, filter, limit, None).await?;
         Ok((rows, seq))
@@ -474,7 +477,7 @@ impl PluginStore for Resources {
             .map_err(|e| plugin_error(store_error(e)))?;
         Ok(rows
             .into_iter()
-            .map(|r| strip(r, &config.protected))
+            .map(|r| strip(r.record, &config.protected))
             .collect())
     }
 

@@ -334,6 +334,15 @@ impl Bus {
             .is_some()
     }
 
+    /// How many connections subscribe to a channel.
+    pub fn subscriber_count(&self, channel: &str) -> usize {
+        self.state
+            .read()
+            .channels
+            .get(channel)
+            .map_or(0, HashMap::len)
+    }
+
     /// How many connections are registered.
     pub fn client_count(&self) -> usize {
         self.state.read().clients.len()

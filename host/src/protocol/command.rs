@@ -30,6 +30,20 @@ pub struct Request {
     pub id: Option<Value>,
     /// What to do.
     pub command: Command,
+    /// The dialect's own name for the request (Daptin's `method`), echoed
+    /// in its reply.
+    pub method: Option<String>,
+}
+
+impl Request {
+    /// A request with no dialect-specific method name.
+    pub fn new(id: Option<Value>, command: Command) -> Self {
+        Self {
+            id,
+            command,
+            method: None,
+        }
+    }
 }
 
 /// Everything a client can ask for, whatever its dialect.
@@ -48,6 +62,9 @@ pub enum Command {
     Subscribe {
         /// What to.
         target: Target,
+        /// The client's id for this subscription (rtbdp), so several
+        /// subscriptions to one table can coexist and end separately.
+        key: Option<String>,
         /// An equality filter on payloads or records.
         filter: Value,
         /// Which change events (resources only); empty means all.
@@ -57,8 +74,10 @@ pub enum Command {
     },
     /// Stop a subscription.
     Unsubscribe {
-        /// What from.
+        /// What from (ignored when `key` names the subscription).
         target: Target,
+        /// The subscription's client id (rtbdp).
+        key: Option<String>,
     },
     /// Publish to a channel.
     Publish {
@@ -101,6 +120,25 @@ pub enum Command {
         name: String,
         /// The walker's context.
         context: Value,
+        /// Whether the caller wants the reply (jac-cloud's `response`).
+        respond: bool,
+    },
+    /// Create a named topic (Daptin).
+    TopicCreate {
+        /// Its name.
+        name: String,
+    },
+    /// Remove a named topic (Daptin).
+    TopicDestroy {
+        /// Its name.
+        name: String,
+    },
+    /// List topics: created ones and one per resource (Daptin).
+    TopicList,
+    /// Describe a topic (Daptin).
+    TopicGet {
+        /// Its name.
+        name: String,
     },
     /// Read one record.
     Get {
@@ -224,12 +262,24 @@ pub enum Reply {
         /// The return value.
         returns: Value,
     },
+    /// To topic commands: one topic's description.
+    Topic {
+        /// The topic as clients see it.
+        info: Value,
+    },
+    /// To `TopicList`.
+    Topics {
+        /// Every topic.
+        topics: Vec<Value>,
+    },
     /// To `Replay`: the rows and the sequence number they are current as of.
     Replayed {
         /// The resource.
         resource: String,
         /// The rows.
         rows: Vec<Value>,
+        /// Each row's last change sequence number.
+        seqs: Vec<u64>,
         /// Subscribe with `since` this to continue without a gap.
         seq: u64,
     },

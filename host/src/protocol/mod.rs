@@ -49,13 +49,18 @@ pub trait Dialect: Send + Sync + 'static {
     /// # Errors
     /// The frame is not JSON, or not a request this dialect knows.
     fn decode(&self, text: &str) -> Result<Vec<Request>, DecodeError>;
-    /// The frame answering `request`, if the dialect answers it.
-    fn reply(&self, request: &Request, reply: &Reply, conn: &ConnInfo<'_>) -> Option<Value>;
+    /// Commands applied right after the greeting (jac-cloud joins its
+    /// channel).
+    fn start(&self, _conn: &ConnInfo<'_>) -> Vec<Command> {
+        Vec::new()
+    }
+    /// The frames answering `request` (none, one, or several).
+    fn reply(&self, request: &Request, reply: &Reply, conn: &ConnInfo<'_>) -> Vec<Value>;
     /// The frame reporting an error for `request_id`.
     fn error(
         &self,
         request_id: Option<&Value>,
-        command: Option<&Command>,
+        request: Option<&Request>,
         error: &ClientError,
     ) -> Value;
     /// A bus event as this dialect shows it; `None` hides it.

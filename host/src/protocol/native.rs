@@ -36,16 +36,11 @@ impl Dialect for Native {
         let obj = parse_object(text)?;
         let request_id = obj.get("requestId").cloned();
         decode_command(&obj)
-            .map(|command| {
-                vec![Request {
-                    id: request_id.clone(),
-                    command,
-                }]
-            })
+            .map(|command| vec![Request::new(request_id.clone(), command)])
             .map_err(|error| DecodeError { request_id, error })
     }
 
-    fn reply(&self, request: &Request, reply: &Reply, conn: &ConnInfo<'_>) -> Option<Value> {
+    fn reply(&self, request: &Request, reply: &Reply, conn: &ConnInfo<'_>) -> Vec<Value> {
         let frame = match reply {
             Reply::Pong => json!({"type": "pong", "timestamp": iso_time(crate::now_ms())}),
             Reply::Info => connected(conn),
@@ -99,8 +94,11 @@ impl Dialect for Native {
                 resource,
                 rows,
                 seq,
+                ..
             } => json!({"type": "replayed", "resource": resource, "data": rows, "seq": seq}),
             Reply::Resumed { subscribed, .. } => return self.reply(request, subscribed, conn),
+            Reply::Topic { info } => json!({"type": "topic", "topic": info}),
+            Reply::Topics { topics } => json!({"type": "topics", "topics": topics}),
             Reply::Data {
                 resource,
                 data,
@@ -113,10 +111,10 @@ impl Dialect for Native {
                 frame
             }
         };
-        Some(with_request_id(frame, request.id.as_ref()))
+        vec![with_request_id(frame, request.id.as_ref())]
     }
 
-    fn error(&self, request_id: Option<&Value>, _: Option<&Command>, error: &ClientError) -> Value {
+    fn error(&self, request_id: Option<&Value>, _: Option<&Request>, error: &ClientError) -> Value {
         with_request_id(
             json!({"type": "error", "code": error.code.as_str(), "message": error.message}),
             request_id,
@@ -210,12 +208,14 @@ fn decode_command(obj: &Obj) -> Result<Command, ClientError> {
         },
         "subscribe" => Command::Subscribe {
             target: target(obj)?,
+            key: None,
             filter: any(obj, "filter"),
             events: str_list(obj, "events")?,
             since: opt_u64(obj, "since")?,
         },
         "unsubscribe" => Command::Unsubscribe {
             target: target(obj)?,
+            key: None,
         },
         "publish" => Command::Publish {
             channel: req_channel(obj, "channel")?,
@@ -260,6 +260,7 @@ fn decode_command(obj: &Obj) -> Result<Command, ClientError> {
                 Value::Null => json!({}),
                 other => other,
             },
+            respond: true,
         },
         "get" => Command::Get {
             resource: req_str(obj, "resource")?,

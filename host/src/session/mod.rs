@@ -7,6 +7,8 @@
 //! switch, so a stuck client is dropped instead of wedging its task.
 
 mod apply;
+mod channels;
+mod data;
 mod ratelimit;
 
 use std::future::Future;

@@ -11,7 +11,8 @@ use std::path::Path;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde_json::{Map, Value};
 
-/// resource, id → record JSON.
+/// resource, id → the sequence number of the record's last change (8 bytes,
+/// big-endian) followed by the record's JSON.
 const RECORDS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("records");
 /// seq → change JSON (`{"resource","op","id","record"}`).
 const CHANGES: TableDefinition<u64, &[u8]> = TableDefinition::new("changes");
@@ -107,7 +108,9 @@ impl Store {
     pub fn get(&self, resource: &str, id: &str) -> Result<Option<Value>, StoreError> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(RECORDS)?;
-        Ok(table.get((resource, id))?.map(|v| decode(v.value())))
+        Ok(table
+            .get((resource, id))?
+            .map(|v| decode_record(v.value()).record))
     }
 
     /// Records in id order after `cursor`, keeping those `keep` accepts,
@@ -121,7 +124,7 @@ impl Store {
         cursor: Option<&str>,
         limit: usize,
         keep: impl Fn(&Value) -> bool,
-    ) -> Result<(Vec<Value>, bool), StoreError> {
+    ) -> Result<(Vec<Stored>, bool), StoreError> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(RECORDS)?;
         let start = match cursor {
@@ -134,12 +137,12 @@ impl Store {
             if key.value().0 != resource {
                 break;
             }
-            let record = decode(value.value());
-            if keep(&record) {
+            let stored = decode_record(value.value());
+            if keep(&stored.record) {
                 if out.len() == limit {
                     return Ok((out, true));
                 }
-                out.push(record);
+                out.push(stored);
             }
         }
         Ok((out, false))
@@ -214,17 +217,24 @@ impl Store {
         let txn = self.db.begin_write()?;
         let committed = {
             let mut records = txn.open_table(RECORDS)?;
-            let old = records.get((resource, id))?.map(|v| decode(v.value()));
+            let old = records
+                .get((resource, id))?
+                .map(|v| decode_record(v.value()).record);
             let new = change(old.clone())?;
+            let mut changes = txn.open_table(CHANGES)?;
+            let seq = changes.last()?.map(|(k, _)| k.value()).unwrap_or(0) + 1;
             let record = match &new {
                 Some(record) => {
-                    let bytes = serde_json::to_vec(record).unwrap_or_default();
-                    if bytes.len() > self.max_record_bytes {
+                    let json = serde_json::to_vec(record).unwrap_or_default();
+                    if json.len() > self.max_record_bytes {
                         return Err(StoreError::TooLarge {
-                            size: bytes.len(),
+                            size: json.len(),
                             limit: self.max_record_bytes,
                         });
                     }
+                    let mut bytes = Vec::with_capacity(8 + json.len());
+                    bytes.extend_from_slice(&seq.to_be_bytes());
+                    bytes.extend_from_slice(&json);
                     records.insert((resource, id), bytes.as_slice())?;
                     record.clone()
                 }
@@ -233,8 +243,6 @@ impl Store {
                     old.unwrap_or(Value::Null)
                 }
             };
-            let mut changes = txn.open_table(CHANGES)?;
-            let seq = changes.last()?.map(|(k, _)| k.value()).unwrap_or(0) + 1;
             let entry =
                 serde_json::json!({"resource": resource, "op": op, "id": id, "record": record});
             changes.insert(
@@ -304,6 +312,23 @@ impl Store {
     }
 }
 
+/// A record and the sequence number of its last change.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stored {
+    /// The record.
+    pub record: Value,
+    /// Its last change's sequence number.
+    pub seq: u64,
+}
+
+fn decode_record(bytes: &[u8]) -> Stored {
+    let (seq, json) = bytes.split_at(8.min(bytes.len()));
+    Stored {
+        seq: seq.try_into().map(u64::from_be_bytes).unwrap_or(0),
+        record: decode(json),
+    }
+}
+
 fn decode(bytes: &[u8]) -> Value {
     serde_json::from_slice(bytes).unwrap_or(Value::Object(Map::new()))
 }
@@ -365,14 +390,17 @@ mod tests {
         s.insert("q", json!({"id": "a"})).expect("insert");
         let (page, more) = s.scan("r", None, 2, |_| true).expect("scan");
         assert_eq!(
-            page.iter().map(|r| r["id"].clone()).collect::<Vec<_>>(),
+            page.iter().map(|r| r.record["id"].clone()).collect::<Vec<_>>(),
             [json!("a"), json!("b")]
         );
+        assert_eq!(page[0].seq, 2, "a was the second write");
         assert!(more);
         let (page, more) = s.scan("r", Some("b"), 2, |_| true).expect("scan");
         assert_eq!(page.len(), 2);
         assert!(!more);
         let (page, _) = s.scan("r", None, 10, |r| r["even"] == true).expect("scan");
+        assert_eq!(page.iter().map(|r| r.seq).collect::<Vec<_>>(), [3, 4]);
+        assert_eq!(page.iter().map(|r| r.seq).collect::<Vec<_>>(), [3, 4]);
         assert_eq!(page.len(), 2);
     }
 }
