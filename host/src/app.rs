@@ -33,6 +33,9 @@ pub enum StartError {
         /// What the OS said.
         source: std::io::Error,
     },
+    /// The configuration is inconsistent.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
     /// The store could not be opened.
     #[error("cannot open the store: {0}")]
     Store(#[from] StoreError),
@@ -74,6 +77,7 @@ impl App {
     /// # Errors
     /// An unusable auth configuration.
     pub fn new(config: Config) -> Result<Arc<Self>, StartError> {
+        config.validate()?;
         if config.auth.jwt_secret == DEV_SECRET {
             tracing::warn!(
                 "using the built-in development JWT secret; set auth.jwt_secret for production"

@@ -23,6 +23,9 @@ pub enum ConfigError {
     /// A file, key or value was wrong; figment's message names which.
     #[error("invalid configuration: {0}")]
     Invalid(#[from] Box<figment::Error>),
+    /// A setting is out of range or inconsistent.
+    #[error("invalid configuration: {0}")]
+    Value(String),
     /// A referenced file (such as the RS256 public key) could not be read.
     #[error("cannot read {path}: {source}")]
     Read {
@@ -283,7 +286,46 @@ impl Config {
         figment = figment.merge(Env::prefixed("SWITCHBOARD_").split("__"));
         let mut config: Config = figment.extract().map_err(Box::new)?;
         config.resolve_files()?;
+        config.validate()?;
         Ok(config)
+    }
+
+    /// Checks what the types cannot: dialect paths are distinct absolute
+    /// paths clear of the host's own routes.
+    ///
+    /// # Errors
+    /// The first problem found.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let p = &self.paths;
+        let paths = [
+            ("native", &p.native),
+            ("daptin", &p.daptin),
+            ("jac", &p.jac),
+            ("rtbdp", &p.rtbdp),
+        ];
+        for (i, (name, path)) in paths.iter().enumerate() {
+            let ok = path.starts_with('/')
+                && path.len() > 1
+                && !path.contains(['{', '}', '*', ' ', '?', '#'])
+                && !["/healthz", "/readyz", "/metrics"].contains(&path.as_str())
+                && !path.starts_with("/walker/");
+            if !ok {
+                return Err(ConfigError::Value(format!(
+                    "paths.{name} = `{path}`: use an absolute path other than /, /healthz, /readyz, /metrics, /walker/*"
+                )));
+            }
+            if let Some((other, _)) = paths[..i].iter().find(|(_, q)| q == path) {
+                return Err(ConfigError::Value(format!(
+                    "paths.{name} and paths.{other} are both `{path}`"
+                )));
+            }
+        }
+        if self.limits.outbound_queue == 0 || self.limits.max_connections == 0 {
+            return Err(ConfigError::Value(
+                "limits.outbound_queue and limits.max_connections must be at least 1".into(),
+            ));
+        }
+        Ok(())
     }
 
     /// Reads files the configuration points at, so later code sees only values.

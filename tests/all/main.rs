@@ -2,6 +2,7 @@
 
 mod auth;
 mod channels;
+mod dialects;
 mod durability;
 mod errors;
 mod guards;

@@ -3,8 +3,11 @@
 //! each operation once whichever system's client sent it.
 
 mod command;
+pub mod daptin;
 pub mod fields;
+pub mod jac;
 pub mod native;
+pub mod rtbdp;
 
 use axum::extract::ws::Utf8Bytes;
 use serde_json::Value;
@@ -49,6 +52,11 @@ pub trait Dialect: Send + Sync + 'static {
     /// # Errors
     /// The frame is not JSON, or not a request this dialect knows.
     fn decode(&self, text: &str) -> Result<Vec<Request>, DecodeError>;
+    /// Whether a channel named like a resource means that resource's
+    /// change events (Daptin's system topics).
+    fn resource_topics(&self) -> bool {
+        false
+    }
     /// Commands applied right after the greeting (jac-cloud joins its
     /// channel).
     fn start(&self, _conn: &ConnInfo<'_>) -> Vec<Command> {

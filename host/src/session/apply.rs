@@ -149,7 +149,19 @@ impl Session {
                 target: Target::Channel(channel),
                 filter,
                 ..
+            } if self.is_resource_topic(channel) => {
+                self.subscribe_resource(channel, filter, &[], None, None)
+                    .await
+            }
+            Command::Subscribe {
+                target: Target::Channel(channel),
+                filter,
+                ..
             } => self.subscribe_channel(channel, filter).await,
+            Command::Unsubscribe {
+                target: Target::Channel(channel),
+                ..
+            } if self.is_resource_topic(channel) => self.unsubscribe_resource(channel, None),
             Command::Unsubscribe {
                 target: Target::Channel(channel),
                 ..
@@ -215,6 +227,12 @@ impl Session {
             | Command::TopicList
             | Command::TopicGet { .. } => self.topic(command),
         }
+    }
+
+    /// Whether `channel` names a resource in a dialect where that makes it
+    /// the resource's system topic.
+    fn is_resource_topic(&self, channel: &str) -> bool {
+        self.dialect.resource_topics() && self.app.resources.exists(channel)
     }
 
     fn auth(&mut self, token: Option<&str>) -> Result<Reply, ClientError> {

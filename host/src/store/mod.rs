@@ -390,7 +390,9 @@ mod tests {
         s.insert("q", json!({"id": "a"})).expect("insert");
         let (page, more) = s.scan("r", None, 2, |_| true).expect("scan");
         assert_eq!(
-            page.iter().map(|r| r.record["id"].clone()).collect::<Vec<_>>(),
+            page.iter()
+                .map(|r| r.record["id"].clone())
+                .collect::<Vec<_>>(),
             [json!("a"), json!("b")]
         );
         assert_eq!(page[0].seq, 2, "a was the second write");
