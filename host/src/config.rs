@@ -182,6 +182,11 @@ pub struct PluginsConfig {
     /// Where compiled components are cached (by content hash) across
     /// restarts; none disables the disk cache.
     pub cache_dir: Option<PathBuf>,
+    /// Plugin instances alive at once, from a pre-reserved pool (walker and
+    /// guard calls each hold one briefly; a scripted-socket connection
+    /// holds one while open). Pooling makes instantiation cheap; 0 turns
+    /// it off and allocates on demand, without a cap.
+    pub pool_instances: u32,
 }
 
 impl Default for PluginsConfig {
@@ -193,6 +198,7 @@ impl Default for PluginsConfig {
             max_memory_bytes: 64 * 1024 * 1024,
             overrides: BTreeMap::new(),
             cache_dir: Some(PathBuf::from("data/wasm-cache")),
+            pool_instances: 1000,
         }
     }
 }

@@ -9,6 +9,9 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, MethodRouter};
 
+use futures_util::future::BoxFuture;
+
+use crate::auth::Identity;
 use crate::protocol::Dialect;
 use crate::session::{self, close_frame, CLOSE_POLICY};
 use crate::App;
@@ -21,18 +24,31 @@ pub(super) fn route(dialect: &'static dyn Dialect, path: &str) -> MethodRouter<A
               headers: HeaderMap,
               Query(query): Query<Vec<(String, String)>>,
               ws: WebSocketUpgrade| async move {
-            upgrade(app, &headers, query, ws, dialect, path)
+            let serve: Serve = Box::new(move |socket, app, identity, query| {
+                Box::pin(session::serve_socket(socket, app, dialect, identity, query))
+            });
+            accept(app, &headers, query, ws, path.clone(), serve)
         },
     )
 }
 
-fn upgrade(
+/// Serves an accepted, authorized socket.
+type Serve = Box<
+    dyn FnOnce(WebSocket, Arc<App>, Identity, Vec<(String, String)>) -> BoxFuture<'static, ()>
+        + Send,
+>;
+
+/// Every upgrade goes through here: refuse while shutting down or at the
+/// connection cap (HTTP 503), apply the payload limit, then — once
+/// upgraded — authenticate and ask the connect guards, closing with 1008
+/// and the reason if either says no, before handing the socket to `serve`.
+fn accept(
     app: Arc<App>,
     headers: &HeaderMap,
     query: Vec<(String, String)>,
     ws: WebSocketUpgrade,
-    dialect: &'static dyn Dialect,
     path: Arc<str>,
+    serve: Serve,
 ) -> Response {
     if app.shutdown.is_cancelled() {
         return (StatusCode::SERVICE_UNAVAILABLE, "server shutting down").into_response();
@@ -41,8 +57,9 @@ fn upgrade(
         app.metrics.disconnect("connection_limit");
         return (StatusCode::SERVICE_UNAVAILABLE, "too many connections").into_response();
     };
-    let token = token_from(&query, headers);
-    let identity = app.auth.authenticate(token.as_deref());
+    let identity = app
+        .auth
+        .authenticate(token_from(&query, headers).as_deref());
     let limits = &app.config.limits;
     let tracked = app.sessions.token();
     ws.max_message_size(limits.max_payload_bytes)
@@ -57,7 +74,7 @@ fn upgrade(
             if let Err(err) = connect_guard(&app, &path, &identity, &query).await {
                 return refuse(socket, &app, &format!("FORBIDDEN: {err}")).await;
             }
-            session::serve_socket(socket, app, dialect, identity, query).await;
+            serve(socket, app, identity, query).await;
         })
 }
 
@@ -138,43 +155,23 @@ pub(super) async fn scripted(
         Ok(ws) => ws,
         Err(rejection) => return rejection.into_response(),
     };
-    let Ok(permit) = app.connections.clone().try_acquire_owned() else {
-        app.metrics.disconnect("connection_limit");
-        return (StatusCode::SERVICE_UNAVAILABLE, "too many connections").into_response();
-    };
-    let identity = app
-        .auth
-        .authenticate(token_from(&query, &headers).as_deref());
-    let tracked = app.sessions.token();
-    let limits = &app.config.limits;
-    ws.max_message_size(limits.max_payload_bytes)
-        .max_frame_size(limits.max_payload_bytes)
-        .on_upgrade(move |socket| async move {
-            let _permit = permit;
-            let _tracked = tracked;
-            let identity = match identity {
-                Ok(identity) => identity,
-                Err(err) => return refuse(socket, &app, &format!("UNAUTHORIZED: {err}")).await,
-            };
-            if let Err(err) = connect_guard(&app, &path, &identity, &query).await {
-                return refuse(socket, &app, &format!("FORBIDDEN: {err}")).await;
-            }
+    let socket_path = path.clone();
+    let serve: Serve = Box::new(move |socket, app, identity, query| {
+        Box::pin(async move {
             let registration = app
                 .bus
-                .register(identity.user_id.clone(), limits_queue(&app));
+                .register(identity.user_id.clone(), app.config.limits.outbound_queue);
             let handler = crate::plugins::socket::ScriptedSocket::new(
                 registration.id.clone(),
                 app.clone(),
                 plugin,
-                path,
+                socket_path,
                 identity,
                 query,
             );
             let (sink, stream) = futures_util::StreamExt::split(socket);
             session::run(sink, stream, app, registration, handler).await;
         })
-}
-
-fn limits_queue(app: &App) -> usize {
-    app.config.limits.outbound_queue
+    });
+    accept(app, &headers, query, ws, Arc::from(path.as_str()), serve)
 }

@@ -113,8 +113,7 @@ impl Plugins {
         env: Arc<HostEnv>,
         metrics: Arc<Metrics>,
     ) -> Result<Arc<Self>, EngineError> {
-        let engine = engine::engine(config.cache_dir.as_deref())
-            .map_err(|e| EngineError(format!("{e:#}")))?;
+        let engine = engine::engine(&config).map_err(|e| EngineError(format!("{e:#}")))?;
         let linker = engine::linker(&engine).map_err(|e| EngineError(format!("{e:#}")))?;
         Ok(Arc::new(Self {
             engine,
