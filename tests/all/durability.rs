@@ -19,6 +19,7 @@ fn spawn_server_env(config: &std::path::Path, env: &[(&str, &str)]) -> (Child, S
         .env("RUST_LOG", "warn")
         .envs(env.iter().copied())
         .stdout(Stdio::piped())
+        .stderr(Stdio::null())
         .spawn()
         .expect("start switchboard");
     let stdout = child.stdout.take().expect("stdout");
@@ -121,4 +122,38 @@ async fn environment_overrides_the_config_file() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("error: loading configuration"), "{stderr}");
+}
+
+#[tokio::test]
+async fn sigterm_closes_clients_with_1001_then_exits() {
+    let dir = tempfile::tempdir().expect("dir");
+    let config = dir.path().join("switchboard.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:0\"\n[store]\npath = \"{}\"\n[plugins]\ndir = \"{}\"\n",
+            dir.path().join("data.redb").display(),
+            dir.path().join("plugins").display(),
+        ),
+    )
+    .expect("config");
+    let (mut child, addr) = spawn_server(&config);
+    let (mut a, _) = connect_native(addr, "").await;
+    let mut b = connect(addr, "/").await;
+    b.recv().await;
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill -TERM");
+    assert!(status.success());
+    for c in [&mut a, &mut b] {
+        let close = c.recv_close().await.expect("close frame");
+        assert_eq!(u16::from(close.code), 1001);
+        assert_eq!(close.reason, "server shutting down");
+    }
+    let exited = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .expect("join")
+        .expect("wait");
+    assert!(exited.success(), "clean exit after SIGTERM: {exited:?}");
 }
