@@ -98,7 +98,7 @@ async fn loops_memory_hogs_and_traps_fail_only_their_call() {
 async fn a_looping_call_does_not_block_other_clients() {
     let dir = plugin_dir(&[fixture_plugin("looper"), example_plugin("chat")]);
     let mut config = config_with_plugins(dir.path(), false);
-    config.plugins.timeout_ms = 1500;
+    config.plugins.timeout_ms = 4000;
     let server = start(config).await;
     let (mut spinner, _) = connect_native(server.addr, "").await;
     let (mut other, _) = connect_native(server.addr, "").await;
