@@ -1,9 +1,17 @@
 //! Benchmarks that print tables. Every figure stands beside a baseline
 //! measured in the same run on the same machine.
 //!
-//! `cargo run --release -p integration-tests --bin bench -- [walkers|inserts|all]`
+//! `cargo run --release -p integration-tests --bin bench -- [scenario]`
+//!
+//! The process-level scenarios (idle, fanout, guarded, swap) start the
+//! server as its own process (`switchboard-cli`, built by the same command)
+//! and load it from this one over loopback.
 
+mod fanout;
+mod idle;
 mod inserts;
+mod load;
+mod swap;
 mod walkers;
 
 use std::time::Duration;
@@ -16,6 +24,14 @@ enum Scenario {
     Walkers,
     /// Inserts per second with events fanned out to N subscribers.
     Inserts,
+    /// Idle connections held: RSS per connection, time to connect.
+    Idle,
+    /// Broadcast fan-out against a Node.js ws server.
+    Fanout,
+    /// Fan-out where every subscriber holds a guard filter.
+    Guarded,
+    /// Hot swap of a plugin under load.
+    Swap,
     /// Everything.
     All,
 }
@@ -32,6 +48,18 @@ struct Args {
     /// Concurrent clients for the walker benchmark.
     #[arg(long, default_value_t = 32)]
     clients: usize,
+    /// Idle connections to hold (capped by the open-file limit).
+    #[arg(long, default_value_t = 100_000)]
+    idle: usize,
+    /// Subscriber counts for the fan-out benchmark.
+    #[arg(long, value_delimiter = ',', default_values_t = [1000, 10_000])]
+    subscribers: Vec<usize>,
+    /// Messages published per fan-out run.
+    #[arg(long, default_value_t = 100)]
+    messages: usize,
+    /// Clients calling during the hot swap.
+    #[arg(long, default_value_t = 1000)]
+    swap_clients: usize,
 }
 
 #[tokio::main]
@@ -43,6 +71,30 @@ async fn main() {
     }
     if matches!(args.scenario, Scenario::Inserts | Scenario::All) {
         inserts::run(duration).await;
+    }
+    if matches!(args.scenario, Scenario::Idle | Scenario::All) {
+        idle::run(args.idle).await;
+    }
+    if matches!(args.scenario, Scenario::Fanout | Scenario::All) {
+        fanout::run(&args.subscribers, args.messages).await;
+    }
+    if matches!(args.scenario, Scenario::Guarded | Scenario::All) {
+        let n = args.subscribers.iter().copied().max().unwrap_or(10_000);
+        fanout::run_guarded(
+            n,
+            args.messages,
+            &integration_tests::example_plugin("guard"),
+        )
+        .await;
+    }
+    if matches!(args.scenario, Scenario::Swap | Scenario::All) {
+        swap::run(
+            args.swap_clients,
+            args.seconds.max(6),
+            &integration_tests::fixture_plugin("counter-v1"),
+            &integration_tests::fixture_plugin("counter-v2"),
+        )
+        .await;
     }
 }
 

@@ -62,8 +62,13 @@ fn accept(
         .authenticate(token_from(&query, headers).as_deref());
     let limits = &app.config.limits;
     let tracked = app.sessions.token();
+    // Small socket buffers: tungstenite's defaults (128 KiB each) would cost
+    // idle connections more than everything else together. Reads grow the
+    // buffer as needed; writes flush per frame.
     ws.max_message_size(limits.max_payload_bytes)
         .max_frame_size(limits.max_payload_bytes)
+        .read_buffer_size(1024)
+        .write_buffer_size(0)
         .on_upgrade(move |socket| async move {
             let _permit = permit;
             let _tracked = tracked;

@@ -107,7 +107,7 @@ pub async fn run<W, R, H>(
     ping_every.reset();
     let mut pong_deadline: Option<Instant> = None;
 
-    let close = match handler.greeting().await {
+    let close = match Box::pin(handler.greeting()).await {
         Err(close) => Some(close),
         Ok(frames) => {
             let mut alive = write_all(&mut sink, &kill, &app, frames).await;
@@ -125,12 +125,15 @@ pub async fn run<W, R, H>(
                         Some(Ok(message)) => {
                             pong_deadline = None;
                             match message {
+                                // Boxed: request handling nests deep (walker,
+                                // guard, store), and inlined it would make every
+                                // idle connection's task carry its state.
                                 Message::Text(text) => {
-                                    let reply = handler.on_text(text.as_str()).await;
+                                    let reply = Box::pin(handler.on_text(text.as_str())).await;
                                     flush_then(&mut handler, &mut rx, reply).await
                                 }
                                 Message::Binary(bytes) => {
-                                    let reply = handler.on_text(&String::from_utf8_lossy(&bytes)).await;
+                                    let reply = Box::pin(handler.on_text(&String::from_utf8_lossy(&bytes))).await;
                                     flush_then(&mut handler, &mut rx, reply).await
                                 }
                                 Message::Close(_) => break None,
@@ -141,7 +144,7 @@ pub async fn run<W, R, H>(
                         None => break None,
                     },
                     out = rx.recv() => match out {
-                        Some(out) => handler.on_outbound(out).await,
+                        Some(out) => Box::pin(handler.on_outbound(out)).await,
                         None => break None,
                     },
                     _ = ping_every.tick() => {
@@ -178,7 +181,7 @@ pub async fn run<W, R, H>(
         while let Some(Ok(_)) = stream.next().await {}
     })
     .await;
-    handler.on_close().await;
+    Box::pin(handler.on_close()).await;
     app.bus.unregister(&id);
     app.metrics.connections.dec();
     tracing::debug!(client = %id, "disconnected");
@@ -193,7 +196,7 @@ async fn flush_then<H: Handler>(
 ) -> Result<Vec<Utf8Bytes>, Close> {
     let mut frames = Vec::new();
     while let Ok(out) = rx.try_recv() {
-        frames.extend(handler.on_outbound(out).await?);
+        frames.extend(Box::pin(handler.on_outbound(out)).await?);
     }
     frames.extend(reply?);
     Ok(frames)
