@@ -1,69 +1,120 @@
 #!/usr/bin/env bash
 # Builds every guest component from source:
-#   plugins/{chat,guard,chatroom}  -> plugins/<name>.wasm   (Rust, the examples)
-#   plugins/py-echo/app.py         -> plugins/py-echo.wasm  (Python, componentize-py)
-#   tests/fixtures/*               -> target/guests/<name>.wasm (sandbox / reload fixtures)
-# Rust guests use Debian's rustc-web (wasm32 std sources, -Zbuild-std) since
-# the rustup toolchain has no wasm target; scripts/install-guest-toolchain.sh
-# installs it. Incremental: a second run only relinks what changed.
+#   plugins/<crate>/          -> plugins/<crate>.wasm         (Rust examples; every crate there)
+#   plugins/py-echo/app.py    -> plugins/py-echo.wasm         (Python, componentize-py)
+#   tests/fixtures/<crate>/   -> target/guests/<crate>.wasm   (sandbox fixtures)
+#   tests/fixtures/counter    -> target/guests/counter-v{1,2}.wasm (hot-reload fixture, built twice)
+#   (garbage bytes)           -> target/guests/broken.wasm    (the "bad upgrade")
+#
+# usage: scripts/build-guests.sh     (no arguments; run from anywhere)
+#
+# Rust guests build with Debian's rustc-web and -Zbuild-std (rustup's
+# toolchain has no wasm32 target here) into one target dir, target/wasm, so
+# std is compiled once for both workspaces. Outputs are replaced only when
+# their bytes change, so a second run is quick and leaves mtimes alone (the
+# host's plugin watcher sees no spurious reloads). Needs the Debian packages
+# from scripts/install-guest-toolchain.sh; installs wasm-tools and
+# componentize-py itself when they are missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 
-for tool in /usr/bin/cargo wasm-ld-19 wasm-tools componentize-py; do
-  command -v "$tool" >/dev/null || { echo "missing $tool: run scripts/install-guest-toolchain.sh" >&2; exit 1; }
+# An outer cargo (a build script, cargo-make, CI) must not steer these
+# builds: drop its target dir, flags, wrappers, profile overrides, jobserver
+# and build-script variables. Registry, network and terminal settings stay.
+for var in $(compgen -e); do
+  case $var in
+    CARGO_HOME | CARGO_NET_* | CARGO_HTTP_* | CARGO_REGISTRIES_* | CARGO_REGISTRY_* | CARGO_TERM_*) ;;
+    CARGO* | __CARGO* | RUSTC* | RUSTDOC* | RUSTFLAGS | MAKEFLAGS | MFLAGS | OUT_DIR | TARGET | HOST | NUM_JOBS | \
+      OPT_LEVEL | PROFILE | DEBUG) unset "$var" ;;
+  esac
 done
 
-# An outer cargo (build scripts, cargo-make...) must not steer these builds.
-unset CARGO_TARGET_DIR RUSTFLAGS CARGO_ENCODED_RUSTFLAGS CARGO_BUILD_TARGET CARGO_MAKEFLAGS RUSTC_WRAPPER
-export RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER=wasm-ld-19
-# A 256 KiB shadow stack instead of Rust's default 1 MiB: every call gets a
-# fresh instance whose touched memory the host resets, so a smaller
-# initial memory makes each call cheaper.
-export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="-C link-arg=-zstack-size=262144"
-wasm_target="$root/target/wasm"
-out="$wasm_target/wasm32-unknown-unknown/release"
-guests="$root/target/guests"
-mkdir -p "$guests"
+bash scripts/install-guest-toolchain.sh --no-apt
+export PATH="$PATH:${CARGO_HOME:-$HOME/.cargo}/bin"
+py=${PYTHON:-python3}
 
-build() { # workspace dir, extra env...
+export RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER=wasm-ld-19
+# A 256 KiB shadow stack instead of Rust's default 1 MiB: the host resets a
+# guest's touched memory between calls, so a smaller initial memory makes
+# each call cheaper.
+export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="-C link-arg=-zstack-size=262144"
+
+wasm_target=$root/target/wasm
+core=$wasm_target/wasm32-unknown-unknown/release
+guests=$root/target/guests
+work=$root/target/guests-work
+mkdir -p "$guests" "$work"
+
+step() { echo "guests: $* (${SECONDS}s)"; }
+
+cargo_wasm() { # workspace dir, cargo args...
   local dir=$1; shift
-  (cd "$dir" && env "$@" /usr/bin/cargo build --quiet --release --target wasm32-unknown-unknown \
-      -Zbuild-std=std,panic_abort --target-dir "$wasm_target")
+  (cd "$dir" && /usr/bin/cargo build --quiet --locked --release --target wasm32-unknown-unknown \
+    -Zbuild-std=std,panic_abort --target-dir "$wasm_target" "$@")
+}
+
+place() { # built file, destination: replaced only when the bytes differ
+  if ! cmp -s "$1" "$2"; then
+    cp "$1" "$2.tmp" && mv "$2.tmp" "$2"
+    echo "  updated ${2#"$root"/}"
+  fi
 }
 
 componentize() { # core module, component
-  wasm-tools component new "$1" -o "$2.tmp"
-  wasm-tools validate --features component-model "$2.tmp"
-  mv "$2.tmp" "$2"
+  wasm-tools component new "$1" -o "$work/component.wasm"
+  place "$work/component.wasm" "$2"
 }
 
-start=$(date +%s)
-echo "guests: building plugins/ (Rust)"
-build plugins
-for name in chat guard chatroom; do
-  componentize "$out/$name.wasm" "plugins/$name.wasm"
+crates() { # workspace dir: its member crates (each folder with a Cargo.toml)
+  for manifest in "$1"/*/Cargo.toml; do basename "$(dirname "$manifest")"; done
+}
+
+step "building plugins/ (Rust)"
+cargo_wasm plugins --workspace
+for name in $(crates plugins); do
+  componentize "$core/${name//-/_}.wasm" "plugins/$name.wasm"
 done
 
-echo "guests: building tests/fixtures/ (Rust)"
-build tests/fixtures
-for name in looper hog trapper; do
-  componentize "$out/$name.wasm" "$guests/$name.wasm"
+step "building tests/fixtures/ (Rust)"
+cargo_wasm tests/fixtures --workspace --exclude counter
+for name in $(crates tests/fixtures); do
+  [ "$name" = counter ] || componentize "$core/$name.wasm" "$guests/$name.wasm"
 done
+# One crate, two builds: `option_env!("COUNTER_VERSION")` is tracked by
+# cargo, so each build relinks only the counter crate.
 for v in 1 2; do
-  build tests/fixtures COUNTER_VERSION=$v
-  componentize "$out/counter.wasm" "$guests/counter-v$v.wasm"
+  COUNTER_VERSION=$v cargo_wasm tests/fixtures -p counter
+  componentize "$core/counter.wasm" "$guests/counter-v$v.wasm"
 done
-# Not a component at all: the hot-reload test's "bad upgrade".
-printf 'this is not a wasm component\n' > "$guests/broken.wasm"
+printf 'not a wasm component\n\0\1\2\3' >"$work/broken.wasm"
+place "$work/broken.wasm" "$guests/broken.wasm"
 
-echo "guests: building plugins/py-echo (Python)"
-py_src=plugins/py-echo/app.py
-if [ ! -f plugins/py-echo.wasm ] || [ "$py_src" -nt plugins/py-echo.wasm ] || [ wit/plugin.wit -nt plugins/py-echo.wasm ]; then
-  componentize-py -d wit -w plugin componentize --stub-wasi -p plugins/py-echo app -o plugins/py-echo.wasm.tmp >/dev/null
-  wasm-tools validate --features component-model plugins/py-echo.wasm.tmp
-  mv plugins/py-echo.wasm.tmp plugins/py-echo.wasm
+step "building plugins/py-echo (Python)"
+py_out=plugins/py-echo.wasm
+if [ ! -f "$py_out" ] || [ plugins/py-echo/app.py -nt "$py_out" ] || [ wit/plugin.wit -nt "$py_out" ]; then
+  # --stub-wasi: the app needs no WASI, so the component imports none.
+  PYTHONDONTWRITEBYTECODE=1 "$py" -c \
+    'import sys; from componentize_py import script; sys.argv[0] = "componentize-py"; sys.exit(script())' \
+    -d wit -w plugin componentize --stub-wasi -p plugins/py-echo app -o "$work/py-echo.wasm" >/dev/null
+  place "$work/py-echo.wasm" "$py_out"
+  touch "$py_out" # newer than its sources even when the bytes did not change
 fi
 
-echo "guests: done in $(( $(date +%s) - start )) s:"
-ls -l plugins/*.wasm "$guests"/*.wasm | awk '{print "  " $5 "\t" $9}'
+step "validating"
+for f in plugins/*.wasm "$guests"/*.wasm; do
+  [ "$f" = "$guests/broken.wasm" ] && continue
+  wasm-tools validate --features component-model "$f"
+  wit=$(wasm-tools component wit "$f")
+  for iface in meta walker guard socket; do
+    grep -q "export switchboard:plugin/$iface@0.1.0;" <<<"$wit" ||
+      { echo "guests: $f does not export switchboard:plugin/$iface" >&2; exit 1; }
+  done
+  # Only the Switchboard host interface and WASI may be imported.
+  if grep '^ *import ' <<<"$wit" | grep -v -e 'switchboard:plugin/' -e ' wasi:' >&2; then
+    echo "guests: $f has unexpected imports" >&2; exit 1
+  fi
+done
+
+step "done"
+ls -l plugins/*.wasm "$guests"/*.wasm | awk '{printf "  %10d  %s\n", $5, $9}' | sed "s|$root/||"

@@ -1,25 +1,75 @@
 #!/usr/bin/env bash
 # Installs what scripts/build-guests.sh needs, on a fresh Debian machine:
-# Debian's rustc-web (a wasm32-capable rustc 1.96 with std sources) and
-# lld, wasm-tools (crates.io) and componentize-py (PyPI). Idempotent.
+#   - Debian's rustc-web / cargo-web / rust-web-src (a rustc 1.96 with std
+#     sources, so -Zbuild-std can target wasm32; rustup's toolchain has no
+#     wasm target here) and lld-19 (wasm-ld-19)            [apt, needs root]
+#   - wasm-tools (crates.io, built with rustup's cargo)
+#   - componentize-py 0.25.1 (PyPI), for the Python example
+# Idempotent: each step is skipped when its tool is already there.
+#
+# usage: scripts/install-guest-toolchain.sh [--no-apt]
+#   --no-apt  never call apt-get; fail with a hint when the Debian packages
+#             are missing (build-guests.sh uses this)
 set -euo pipefail
 
-if ! [ -x /usr/bin/cargo ] || ! command -v wasm-ld-19 >/dev/null || ! [ -d /usr/lib/rustlib/src ]; then
+no_apt=false
+[ "${1:-}" = "--no-apt" ] && no_apt=true
+
+wasm_tools_version=1.263.0   # rust-version 1.88: builds with rustup's 1.95
+componentize_py_version=0.25.1
+py=${PYTHON:-python3}
+cargo_bin=${CARGO_HOME:-$HOME/.cargo}/bin
+export PATH="$PATH:$cargo_bin"
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+# 1. Debian's wasm-capable Rust and linker.
+debian_ok() {
+  [ -x /usr/bin/cargo ] && [ -x /usr/bin/rustc ] && command -v wasm-ld-19 >/dev/null &&
+    [ -d /usr/lib/rustlib/src/rust/library ] &&
+    [ "$(printf '1.96\n%s\n' "$(/usr/bin/rustc --version | awk '{print $2}')" | sort -V | head -1)" = 1.96 ]
+}
+if ! debian_ok; then
+  if $no_apt; then
+    echo "toolchain: Debian's rustc-web, cargo-web, rust-web-src or lld-19 is missing;" >&2
+    echo "           run scripts/install-guest-toolchain.sh (uses apt-get)" >&2
+    exit 1
+  fi
   echo "toolchain: apt-get install rustc-web cargo-web rust-web-src lld-19"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq rustc-web cargo-web rust-web-src lld-19 >/dev/null
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rustc-web cargo-web rust-web-src lld-19 >/dev/null
+  debian_ok || { echo "toolchain: rustc-web is older than 1.96 or incomplete" >&2; exit 1; }
 fi
 
-if ! command -v wasm-tools >/dev/null || ! wasm-tools --version | grep -q '^wasm-tools 1.263.0'; then
-  echo "toolchain: cargo install wasm-tools 1.263.0"
-  # rustup's cargo (not Debian's): the host toolchain builds host tools.
-  "${HOME}/.cargo/bin/cargo" install --quiet --locked wasm-tools --version 1.263.0 \
-    --no-default-features --features component,validate
+# 2. wasm-tools, only when missing (any version turns modules into components).
+if ! command -v wasm-tools >/dev/null; then
+  echo "toolchain: cargo install wasm-tools $wasm_tools_version"
+  # rustup's cargo builds host tools; Debian's is only for wasm guests.
+  host_cargo=$cargo_bin/cargo
+  [ -x "$host_cargo" ] || host_cargo=$(command -v cargo)
+  # An outer cargo's settings must not redirect or alter this install.
+  (unset CARGO_TARGET_DIR CARGO_BUILD_TARGET CARGO_BUILD_TARGET_DIR RUSTC RUSTC_WRAPPER \
+     RUSTC_WORKSPACE_WRAPPER RUSTFLAGS CARGO_ENCODED_RUSTFLAGS CARGO_BUILD_RUSTFLAGS \
+     CARGO_MAKEFLAGS MAKEFLAGS MFLAGS RUSTC_BOOTSTRAP
+   "$host_cargo" install --quiet --locked wasm-tools --version "$wasm_tools_version" \
+     --no-default-features --features component,validate)
 fi
 
-if ! command -v componentize-py >/dev/null || ! componentize-py --version 2>/dev/null | grep -q '0.25.1'; then
-  echo "toolchain: pip install componentize-py==0.25.1"
-  python3 -m pip install --quiet componentize-py==0.25.1
+# 3. componentize-py, pinned: its output embeds its own CPython build.
+py_has_componentize() {
+  "$py" -c "import importlib.metadata as m, sys; sys.exit(m.version('componentize-py') != '$componentize_py_version')" 2>/dev/null
+}
+if ! py_has_componentize; then
+  echo "toolchain: pip install componentize-py==$componentize_py_version"
+  if ! "$py" -m pip --version >/dev/null 2>&1; then
+    $no_apt && { echo "toolchain: $py has no pip; run scripts/install-guest-toolchain.sh" >&2; exit 1; }
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-pip >/dev/null
+  fi
+  # Debian's own python3 refuses plain pip installs (PEP 668); a pyenv or
+  # venv python does not need the override.
+  "$py" -m pip install --quiet "componentize-py==$componentize_py_version" 2>/dev/null ||
+    "$py" -m pip install --quiet --break-system-packages "componentize-py==$componentize_py_version"
+  py_has_componentize
 fi
-echo "toolchain: ready ($(/usr/bin/rustc --version), $(wasm-tools --version), componentize-py $(componentize-py --version 2>/dev/null | awk '{print $NF}'))"
+
+echo "toolchain: ready ($(/usr/bin/rustc --version | awk '{print "rustc", $2}'), $(wasm-tools --version | awk '{print "wasm-tools", $2}'), componentize-py $componentize_py_version)"

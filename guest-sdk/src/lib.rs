@@ -3,21 +3,47 @@
 //! A plugin is a WebAssembly component of the `switchboard:plugin` world
 //! (the WIT package in `wit/`). This crate wraps the generated bindings:
 //! implement [`Plugin`] — only `manifest` is required, every other method
-//! has a harmless default — and export it with [`export_plugin!`].
+//! has a harmless default — and export it with [`export_plugin!`]. The
+//! manifest tells the host which walkers, guards and socket paths to route
+//! here; the defaults only answer calls the manifest did not ask for.
 //!
-//! ```ignore
-//! use switchboard_guest::{export_plugin, reply, walker, Manifest, Plugin, PluginError, WalkerReply, WalkerRequest};
+//! ```no_run
+//! use serde_json::json;
+//! use switchboard_guest::{
+//!     error, export_plugin, notify_channels, reply, walker, GuardRequest, Manifest, Operation,
+//!     Plugin, PluginError, Verdict, WalkerReply, WalkerRequest,
+//! };
 //!
 //! struct Hello;
 //!
 //! impl Plugin for Hello {
 //!     fn manifest() -> Manifest {
-//!         Manifest::new("hello", "1.0.0").walker(walker("hello"))
+//!         Manifest::new("hello", "1.0.0")
+//!             .walker(walker("hello"))
+//!             .walker(walker("shout"))
+//!             .guard("secret:*", &[Operation::Subscribe])
 //!     }
 //!
 //!     fn walker(request: WalkerRequest) -> Result<WalkerReply, PluginError> {
 //!         let context = switchboard_guest::json(&request.context);
-//!         Ok(reply(serde_json::json!({"hello": context["name"]})))
+//!         match request.walker.as_str() {
+//!             "hello" => Ok(reply(json!({"hello": context["name"]}))),
+//!             "shout" => {
+//!                 let channel = context["channel"].as_str();
+//!                 let channel = channel.ok_or_else(|| error("BAD_REQUEST", "no channel"))?;
+//!                 let shout = json!({"type": "shout", "text": context["text"]});
+//!                 let delivered = notify_channels(&[channel], &shout)?;
+//!                 Ok(reply(json!({"delivered": delivered})))
+//!             }
+//!             other => Err(error("NOT_FOUND", other)),
+//!         }
+//!     }
+//!
+//!     fn guard(request: GuardRequest) -> Verdict {
+//!         match request.identity.role.as_deref() {
+//!             Some("admin") => Verdict::Allow,
+//!             _ => Verdict::Deny("admins only".into()),
+//!         }
 //!     }
 //! }
 //!
@@ -25,8 +51,16 @@
 //! ```
 //!
 //! Build for `wasm32-unknown-unknown` and turn the module into a component
-//! (`wasm-tools component new`); `scripts/build-guests.sh` does both.
+//! (`wasm-tools component new`); `scripts/build-guests.sh` does both for
+//! every crate under `plugins/`.
 #![deny(missing_docs)]
+
+mod helpers;
+
+pub use helpers::{
+    broadcast, error, json, notify_channels, notify_clients, notify_self, notify_users, now_ms,
+    publish, reply, walker,
+};
 
 /// The generated bindings (types, host functions, export traits).
 #[allow(missing_docs)]
@@ -39,10 +73,13 @@ pub mod bindings {
     });
 }
 
+/// Host functions as generated, taking JSON text (see the crate-root
+/// wrappers for `serde_json::Value` versions).
 pub use bindings::switchboard::plugin::host;
 pub use bindings::switchboard::plugin::types::{
-    ChannelMessage, GuardDecl, GuardRequest, Identity, Level, Manifest, Operation, PluginError, PresenceEvent,
-    PresenceKind, SocketOpen, Transport, Transports, Verdict, WalkerDecl, WalkerReply, WalkerRequest,
+    ChannelMessage, GuardDecl, GuardRequest, Identity, Level, Manifest, Operation, PluginError,
+    PresenceEvent, PresenceKind, SocketOpen, Transport, Transports, Verdict, WalkerDecl,
+    WalkerReply, WalkerRequest,
 };
 pub use serde_json;
 
@@ -52,12 +89,15 @@ pub trait Plugin {
     /// What the plugin serves; read once per loaded version.
     fn manifest() -> Manifest;
 
-    /// Runs a walker named in the manifest.
+    /// Runs a walker named in the manifest. The default answers `NOT_FOUND`.
     ///
     /// # Errors
     /// Whatever the walker reports; the client sees it as an error frame.
     fn walker(request: WalkerRequest) -> Result<WalkerReply, PluginError> {
-        Err(error("NOT_FOUND", &format!("walker `{}` is not implemented", request.walker)))
+        Err(helpers::error(
+            "NOT_FOUND",
+            &format!("walker `{}` is not implemented", request.walker),
+        ))
     }
 
     /// Decides a guarded operation. Allows by default.
@@ -101,71 +141,8 @@ pub trait Plugin {
     fn socket_close(_conn_id: String) {}
 }
 
-impl Manifest {
-    /// A manifest with a name and version and nothing served yet.
-    pub fn new(name: &str, version: &str) -> Self {
-        Manifest {
-            name: name.into(),
-            version: version.into(),
-            walkers: Vec::new(),
-            guards: Vec::new(),
-            sockets: Vec::new(),
-        }
-    }
-
-    /// Adds a walker.
-    pub fn walker(mut self, walker: WalkerDecl) -> Self {
-        self.walkers.push(walker);
-        self
-    }
-
-    /// Adds a guard on `target` (`*`, `prefix*` or an exact name) for `operations`.
-    pub fn guard(mut self, target: &str, operations: &[Operation]) -> Self {
-        self.guards.push(GuardDecl {
-            target: target.into(),
-            operations: operations.to_vec(),
-        });
-        self
-    }
-
-    /// Adds a scripted socket path.
-    pub fn socket(mut self, path: &str) -> Self {
-        self.sockets.push(path.into());
-        self
-    }
-}
-
-/// A walker served over websocket and HTTP.
-pub fn walker(name: &str) -> WalkerDecl {
-    WalkerDecl {
-        name: name.into(),
-        transports: Transports::WS | Transports::HTTP,
-    }
-}
-
-/// A successful walker reply returning `value` (also reported once).
-pub fn reply(value: serde_json::Value) -> WalkerReply {
-    WalkerReply {
-        status: 200,
-        reports: vec![value.to_string()],
-        returns: Some(value.to_string()),
-    }
-}
-
-/// A plugin error.
-pub fn error(code: &str, message: &str) -> PluginError {
-    PluginError {
-        code: code.into(),
-        message: message.into(),
-    }
-}
-
-/// Parses JSON text from the host (null when it is not JSON).
-pub fn json(text: &str) -> serde_json::Value {
-    serde_json::from_str(text).unwrap_or(serde_json::Value::Null)
-}
-
-/// Exports a [`Plugin`] implementation as the component's exports.
+/// Exports a [`Plugin`] implementation as the component's `meta`, `walker`,
+/// `guard` and `socket` exports. Use it once per crate, with a type name.
 #[macro_export]
 macro_rules! export_plugin {
     ($ty:ident) => {
@@ -175,7 +152,9 @@ macro_rules! export_plugin {
             }
         }
         impl $crate::bindings::exports::switchboard::plugin::walker::Guest for $ty {
-            fn call(request: $crate::WalkerRequest) -> Result<$crate::WalkerReply, $crate::PluginError> {
+            fn call(
+                request: $crate::WalkerRequest,
+            ) -> Result<$crate::WalkerReply, $crate::PluginError> {
                 <$ty as $crate::Plugin>::walker(request)
             }
         }
@@ -191,10 +170,16 @@ macro_rules! export_plugin {
             fn on_message(conn_id: String, message: String) -> Result<(), $crate::PluginError> {
                 <$ty as $crate::Plugin>::socket_message(conn_id, message)
             }
-            fn on_channel(conn_id: String, message: $crate::ChannelMessage) -> Result<(), $crate::PluginError> {
+            fn on_channel(
+                conn_id: String,
+                message: $crate::ChannelMessage,
+            ) -> Result<(), $crate::PluginError> {
                 <$ty as $crate::Plugin>::socket_channel(conn_id, message)
             }
-            fn on_presence(conn_id: String, event: $crate::PresenceEvent) -> Result<(), $crate::PluginError> {
+            fn on_presence(
+                conn_id: String,
+                event: $crate::PresenceEvent,
+            ) -> Result<(), $crate::PluginError> {
                 <$ty as $crate::Plugin>::socket_presence(conn_id, event)
             }
             fn on_close(conn_id: String) {

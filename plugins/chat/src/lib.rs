@@ -1,41 +1,61 @@
-//! Chat walkers, after jac-cloud's websocket example: notify a channel, a
-//! user or a client; echo; whoami; progress via notify-self.
+//! Chat walkers after jac-cloud's websocket example: send a chat to a
+//! channel, a user or a client; `echo`; `whoami`; `progress` (notify-self
+//! before returning); `save_message` (a store write that emits an event).
 
 use serde_json::{json, Value};
-use switchboard_guest::{error, export_plugin, host, json, reply, walker, Manifest, Plugin, PluginError, WalkerReply, WalkerRequest};
+use switchboard_guest::{
+    error, export_plugin, host, json, notify_channels, notify_clients, notify_self, notify_users,
+    reply, walker, Manifest, Plugin, PluginError, WalkerReply, WalkerRequest,
+};
 
 struct Chat;
 
+/// The first of `keys` present as a string in the context (jac-cloud calls
+/// the user `root_id`; `user_id` is accepted too).
 fn field<'a>(context: &'a Value, keys: &[&str]) -> Result<&'a str, PluginError> {
     keys.iter()
         .find_map(|k| context[*k].as_str())
         .ok_or_else(|| error("BAD_REQUEST", &format!("missing `{}`", keys[0])))
 }
 
-fn chat(context: &Value) -> String {
-    json!({"type": "chat", "data": {"message": context["message"]}}).to_string()
+/// The notification every send walker delivers.
+fn chat(context: &Value) -> Value {
+    json!({"type": "chat", "data": {"message": context["message"]}})
 }
 
 impl Plugin for Chat {
     fn manifest() -> Manifest {
-        ["send_chat_to_group", "send_chat_to_user", "send_chat_to_client", "echo", "whoami", "progress", "save_message"]
-            .into_iter()
-            .fold(Manifest::new("chat", "1.0.0"), |m, name| m.walker(walker(name)))
+        [
+            "send_chat_to_group",
+            "send_chat_to_user",
+            "send_chat_to_client",
+            "echo",
+            "whoami",
+            "progress",
+            "save_message",
+        ]
+        .into_iter()
+        .fold(Manifest::new("chat", "1.0.0"), |m, name| {
+            m.walker(walker(name))
+        })
     }
 
     fn walker(request: WalkerRequest) -> Result<WalkerReply, PluginError> {
         let context = json(&request.context);
         match request.walker.as_str() {
             "send_chat_to_group" => {
-                let n = host::notify_channels(&[field(&context, &["channel_id"])?.to_owned()], &chat(&context))?;
+                let n = notify_channels(&[field(&context, &["channel_id"])?], &chat(&context))?;
                 Ok(reply(json!({"delivered": n})))
             }
             "send_chat_to_user" => {
-                let n = host::notify_users(&[field(&context, &["root_id", "user_id"])?.to_owned()], &chat(&context))?;
+                let n = notify_users(
+                    &[field(&context, &["root_id", "user_id"])?],
+                    &chat(&context),
+                )?;
                 Ok(reply(json!({"delivered": n})))
             }
             "send_chat_to_client" => {
-                let n = host::notify_clients(&[field(&context, &["client_id"])?.to_owned()], &chat(&context))?;
+                let n = notify_clients(&[field(&context, &["client_id"])?], &chat(&context))?;
                 Ok(reply(json!({"delivered": n})))
             }
             "echo" => Ok(reply(context)),
@@ -50,7 +70,7 @@ impl Plugin for Chat {
             }
             "progress" => {
                 for pct in ["0%", "50%"] {
-                    host::notify_self(&json!({"type": "progress", "progress": pct}).to_string())?;
+                    notify_self(&json!({"type": "progress", "progress": pct}))?;
                 }
                 Ok(reply(json!({"progress": "100%"})))
             }

@@ -1,15 +1,16 @@
 //! SoliDB's "Simple Chat Room" as a scripted socket at `/chat`:
 //! `?room=general&name=Alice` joins channel `chat:<room>` with presence;
 //! `{"type":"message","text"}` broadcasts `{"type":"chat","from","text"}`;
-//! joins and leaves arrive as `presence_join` / `presence_leave`.
+//! joins and leaves arrive as `presence_join` / `presence_leave`. Presence
+//! metadata is `{"name", "joined": <unix ms>}`, as in SoliDB's script.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 
 use serde_json::json;
 use switchboard_guest::{
-    error, export_plugin, host, json, ChannelMessage, Manifest, Plugin, PluginError, PresenceEvent, PresenceKind,
-    SocketOpen,
+    broadcast, error, export_plugin, host, json, notify_self, now_ms, ChannelMessage, Manifest,
+    Plugin, PluginError, PresenceEvent, PresenceKind, SocketOpen,
 };
 
 struct ChatRoom;
@@ -26,7 +27,9 @@ thread_local! {
 }
 
 fn member<T>(conn: &str, f: impl FnOnce(&Member) -> T) -> Result<T, PluginError> {
-    MEMBERS.with(|m| m.borrow().get(conn).map(f)).ok_or_else(|| error("NO_CONNECTION", "unknown connection"))
+    MEMBERS
+        .with(|m| m.borrow().get(conn).map(f))
+        .ok_or_else(|| error("NO_CONNECTION", "unknown connection"))
 }
 
 impl Plugin for ChatRoom {
@@ -35,14 +38,25 @@ impl Plugin for ChatRoom {
     }
 
     fn socket_open(conn: SocketOpen) -> Result<(), PluginError> {
-        let query = |key: &str| conn.query.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
+        let query = |key: &str| {
+            conn.query
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.clone())
+        };
         let channel = format!("chat:{}", query("room").unwrap_or_else(|| "general".into()));
         let name = query("name").unwrap_or_else(|| "Anonymous".into());
         host::channel_subscribe(&channel)?;
-        host::presence_join(&channel, &json!({"name": name}).to_string())?;
+        host::presence_join(
+            &channel,
+            &json!({"name": name, "joined": now_ms()}).to_string(),
+        )?;
         let users = json(&host::presence_list(&channel)?);
-        host::notify_self(&json!({"type": "init", "users": users}).to_string())?;
-        MEMBERS.with(|m| m.borrow_mut().insert(conn.conn_id, Member { channel, name }));
+        notify_self(&json!({"type": "init", "users": users}))?;
+        MEMBERS.with(|m| {
+            m.borrow_mut()
+                .insert(conn.conn_id, Member { channel, name })
+        });
         Ok(())
     }
 
@@ -50,8 +64,10 @@ impl Plugin for ChatRoom {
         let data = json(&message);
         if data["type"] == "message" {
             let (channel, name) = member(&conn_id, |m| (m.channel.clone(), m.name.clone()))?;
-            let chat = json!({"type": "chat", "from": name, "text": data["text"]});
-            host::channel_broadcast(&channel, &chat.to_string())?;
+            broadcast(
+                &channel,
+                &json!({"type": "chat", "from": name, "text": data["text"]}),
+            )?;
         }
         Ok(())
     }
@@ -65,7 +81,7 @@ impl Plugin for ChatRoom {
             PresenceKind::Join => "presence_join",
             PresenceKind::Leave => "presence_leave",
         };
-        host::notify_self(&json!({"type": kind, "user": json(&event.user_info)}).to_string())
+        notify_self(&json!({"type": kind, "user": json(&event.user_info)}))
     }
 
     fn socket_close(conn_id: String) {

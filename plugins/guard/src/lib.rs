@@ -17,7 +17,13 @@ impl Plugin for Guard {
     fn manifest() -> Manifest {
         Manifest::new("guard", "1.0.0").guard(
             "*",
-            &[Operation::Connect, Operation::Subscribe, Operation::Publish, Operation::Send, Operation::List],
+            &[
+                Operation::Connect,
+                Operation::Subscribe,
+                Operation::Publish,
+                Operation::Send,
+                Operation::List,
+            ],
         )
     }
 
@@ -28,11 +34,14 @@ impl Plugin for Guard {
         if request.operation == Operation::Connect {
             let wanted = json(&request.payload)["tenant"].as_str().map(str::to_owned);
             return match wanted {
-                Some(t) if tenant != Some(t.as_str()) => Verdict::Deny(format!("not a member of tenant `{t}`")),
+                Some(t) if tenant != Some(t.as_str()) => {
+                    Verdict::Deny(format!("not a member of tenant `{t}`"))
+                }
                 _ => Verdict::Allow,
             };
         }
-        if request.operation == Operation::Publish && request.target.starts_with("admin:") && !admin {
+        if request.operation == Operation::Publish && request.target.starts_with("admin:") && !admin
+        {
             return Verdict::Deny("publishing to admin channels needs the admin role".into());
         }
         if let Some(rest) = request.target.strip_prefix("tenant:") {
@@ -42,7 +51,9 @@ impl Plugin for Guard {
             }
         }
         match (request.operation, tenant) {
-            (Operation::Subscribe | Operation::List, Some(t)) if !admin => Verdict::Filter(json!({"tenant": t}).to_string()),
+            (Operation::Subscribe | Operation::List, Some(t)) if !admin => {
+                Verdict::Filter(json!({"tenant": t}).to_string())
+            }
             _ => Verdict::Allow,
         }
     }

@@ -1,0 +1,165 @@
+//! Small conveniences over the raw bindings: a manifest builder, reply and
+//! error constructors, and host calls that take `serde_json::Value` instead
+//! of JSON text, so a plugin rarely touches `to_string` / `from_str`.
+
+use serde_json::Value;
+
+use crate::{
+    host, GuardDecl, Manifest, Operation, PluginError, Transports, WalkerDecl, WalkerReply,
+};
+
+impl Manifest {
+    /// A manifest with a name and version and nothing served yet.
+    pub fn new(name: &str, version: &str) -> Self {
+        Manifest {
+            name: name.into(),
+            version: version.into(),
+            walkers: Vec::new(),
+            guards: Vec::new(),
+            sockets: Vec::new(),
+        }
+    }
+
+    /// Adds a walker.
+    pub fn walker(mut self, walker: WalkerDecl) -> Self {
+        self.walkers.push(walker);
+        self
+    }
+
+    /// Adds a guard on `target` (`*`, `prefix*` or an exact name) for `operations`.
+    pub fn guard(mut self, target: &str, operations: &[Operation]) -> Self {
+        self.guards.push(GuardDecl {
+            target: target.into(),
+            operations: operations.to_vec(),
+        });
+        self
+    }
+
+    /// Adds a scripted socket path.
+    pub fn socket(mut self, path: &str) -> Self {
+        self.sockets.push(path.into());
+        self
+    }
+}
+
+/// A walker served over websocket and HTTP.
+pub fn walker(name: &str) -> WalkerDecl {
+    WalkerDecl {
+        name: name.into(),
+        transports: Transports::WS | Transports::HTTP,
+    }
+}
+
+/// A successful (status 200) walker reply returning `value`, also reported
+/// once, as jac-cloud walkers that `report` their result do.
+pub fn reply(value: Value) -> WalkerReply {
+    let text = value.to_string();
+    WalkerReply {
+        status: 200,
+        reports: vec![text.clone()],
+        returns: Some(text),
+    }
+}
+
+/// A plugin error (an error the client sees as data, not a trap).
+pub fn error(code: &str, message: &str) -> PluginError {
+    PluginError {
+        code: code.into(),
+        message: message.into(),
+    }
+}
+
+/// Parses JSON text from the host (null when it is not JSON).
+pub fn json(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or(Value::Null)
+}
+
+fn owned<S: AsRef<str>>(ids: &[S]) -> Vec<String> {
+    ids.iter().map(|s| s.as_ref().to_owned()).collect()
+}
+
+/// Sends `data` to the connection the current call came from.
+///
+/// # Errors
+/// `NO_CONNECTION` outside a connection (e.g. an HTTP walker call).
+pub fn notify_self(data: &Value) -> Result<(), PluginError> {
+    host::notify_self(&data.to_string())
+}
+
+/// Sends `data` to every connection of these users; returns how many got it.
+///
+/// # Errors
+/// When the host refuses the send (e.g. a guard denies it).
+pub fn notify_users<S: AsRef<str>>(user_ids: &[S], data: &Value) -> Result<u32, PluginError> {
+    host::notify_users(&owned(user_ids), &data.to_string())
+}
+
+/// Sends `data` to every subscriber of these channels; returns how many got it.
+///
+/// # Errors
+/// When the host refuses the send (e.g. a guard denies it).
+pub fn notify_channels<S: AsRef<str>>(channels: &[S], data: &Value) -> Result<u32, PluginError> {
+    host::notify_channels(&owned(channels), &data.to_string())
+}
+
+/// Sends `data` to these connections; returns how many got it.
+///
+/// # Errors
+/// When the host refuses the send (e.g. a guard denies it).
+pub fn notify_clients<S: AsRef<str>>(client_ids: &[S], data: &Value) -> Result<u32, PluginError> {
+    host::notify_clients(&owned(client_ids), &data.to_string())
+}
+
+/// Publishes as the native `publish` does; returns how many got it.
+///
+/// # Errors
+/// When the host refuses the publish (e.g. a guard denies it).
+pub fn publish(channel: &str, message: &Value) -> Result<u32, PluginError> {
+    host::publish(channel, &message.to_string())
+}
+
+/// Broadcasts to a channel's subscribers, the sender included (scripted
+/// sockets); returns how many got it.
+///
+/// # Errors
+/// When the host refuses the broadcast.
+pub fn broadcast(channel: &str, data: &Value) -> Result<u32, PluginError> {
+    host::channel_broadcast(channel, &data.to_string())
+}
+
+/// Wall-clock time in Unix milliseconds.
+///
+/// `wasm32-unknown-unknown` has no clock, and the Switchboard world has no
+/// time function, so this imports WASI's `wall-clock` (the host links WASI
+/// 0.2 for every plugin). Only components that call it import it.
+pub fn now_ms() -> u64 {
+    let t = clock::wasi::clocks::wall_clock::now();
+    t.seconds * 1000 + u64::from(t.nanoseconds / 1_000_000)
+}
+
+/// The one WASI function the SDK uses, declared inline rather than
+/// vendoring WASI's WIT: only `now` is imported, and the host's WASI
+/// definitions satisfy it.
+mod clock {
+    wit_bindgen::generate!({
+        inline: r#"
+            package switchboard:guest-clock;
+
+            package wasi:clocks@0.2.0 {
+                interface wall-clock {
+                    record datetime {
+                        seconds: u64,
+                        nanoseconds: u32,
+                    }
+                    now: func() -> datetime;
+                }
+            }
+
+            world clock {
+                import wasi:clocks/wall-clock@0.2.0;
+            }
+        "#,
+        world: "clock",
+        generate_all,
+    });
+}
