@@ -11,7 +11,10 @@ use super::HostEnv;
 
 /// Per-store data.
 pub(crate) struct PluginState {
-    wasi: WasiCtx,
+    /// Built on first use: most guests never import WASI, and building a
+    /// context (random seeds, clocks) on every call would cost them for
+    /// nothing.
+    wasi: Option<WasiCtx>,
     table: ResourceTable,
     pub(crate) limits: StoreLimits,
     /// Services the host interface reaches.
@@ -30,11 +33,8 @@ impl PluginState {
         conn: Option<Arc<str>>,
         max_memory: usize,
     ) -> Self {
-        // No preopened directories, no network, no inherited stdio: a plugin
-        // reaches the world only through the host interface.
-        let wasi = WasiCtx::builder().build();
         Self {
-            wasi,
+            wasi: None,
             table: ResourceTable::new(),
             limits: StoreLimitsBuilder::new()
                 .memory_size(max_memory)
@@ -55,8 +55,10 @@ impl PluginState {
 
 impl WasiView for PluginState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
+        // No preopened directories, no network, no inherited stdio: a plugin
+        // reaches the world only through the host interface.
         WasiCtxView {
-            ctx: &mut self.wasi,
+            ctx: self.wasi.get_or_insert_with(|| WasiCtx::builder().build()),
             table: &mut self.table,
         }
     }
