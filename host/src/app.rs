@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
@@ -112,6 +113,21 @@ impl App {
     }
 }
 
+/// Binds with a deep accept queue: connection storms (a reconnecting fleet,
+/// a load test) otherwise overflow tokio's default backlog of 1024, and
+/// every overflowed client waits out a one-second SYN retransmit. The
+/// kernel caps the value at `net.core.somaxconn`.
+fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(65_535)
+}
+
 /// A started server.
 pub struct Server {
     /// The bound address (useful with port 0).
@@ -128,14 +144,19 @@ impl Server {
     /// Bad auth configuration, or the address cannot be bound.
     pub async fn start(config: Config) -> Result<Self, StartError> {
         let addr = config.listen;
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| StartError::Bind { addr, source })?;
+        let listener = bind(addr).map_err(|source| StartError::Bind { addr, source })?;
         let addr = listener.local_addr()?;
         let app = App::new(config)?;
         app.plugins.start().await;
         let router = crate::gateway::router(app.clone());
         let shutdown = app.shutdown.clone();
+        // Frames are small and latency matters: without TCP_NODELAY, Nagle
+        // can hold a frame behind a delayed ACK for up to 40 ms.
+        let listener = listener.tap_io(|tcp| {
+            if let Err(err) = tcp.set_nodelay(true) {
+                tracing::debug!(cause = %err, "cannot set TCP_NODELAY");
+            }
+        });
         let task = tokio::spawn(async move {
             axum::serve(
                 listener,
