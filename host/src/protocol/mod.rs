@@ -84,3 +84,6 @@ pub fn to_frame(value: &Value) -> Utf8Bytes {
 pub fn encode_event(dialect: &dyn Dialect, envelope: &Envelope) -> Option<Utf8Bytes> {
     envelope.encoded(dialect.id(), |env| dialect.event(env).map(|v| to_frame(&v)))
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,7 +1,10 @@
 //! Resources: the configured collections clients read, write and
 //! subscribe to (s3db.js `resources`). Here live the access rules — role
 //! lists, guards, protected fields — and the change events every committed
-//! write emits. Dialects and walkers all go through this module.
+//! write emits. Dialects and walkers all go through this module (walkers
+//! through [`PluginStore`](crate::plugins::PluginStore), in `walkers.rs`).
+
+mod walkers;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,7 +15,7 @@ use crate::auth::Identity;
 use crate::bus::{op_mask, Bus, Change, Event, Filter, Subscription, OPS_ALL, OP_OTHER};
 use crate::config::ResourceConfig;
 use crate::error::{ClientError, ErrorCode};
-use crate::plugins::{Operation, PluginError, PluginStore, Plugins};
+use crate::plugins::{Operation, Plugins};
 use crate::store::{Committed, Store, StoreError, Stored};
 
 /// The bus channel carrying a resource's change events. The NUL prefix
@@ -27,7 +30,7 @@ pub const MAX_LIMIT: usize = 1000;
 
 /// Configured resources over the store.
 pub struct Resources {
-    store: Arc<Store>,
+    pub(crate) store: Arc<Store>,
     configs: BTreeMap<String, ResourceConfig>,
     bus: Arc<Bus>,
 }
@@ -361,7 +364,7 @@ impl Resources {
 
     /// Publishes a committed change to the resource's subscribers (if the
     /// resource broadcasts that op) and returns the record as clients see it.
-    fn emit(&self, committed: Committed) -> Value {
+    pub(crate) fn emit(&self, committed: Committed) -> Value {
         let Ok(config) = self.config(&committed.resource) else {
             return committed.record;
         };
@@ -434,7 +437,7 @@ fn merge(data: Value, patch: Map<String, Value>) -> Value {
     }
 }
 
-fn store_error(e: StoreError) -> ClientError {
+pub(crate) fn store_error(e: StoreError) -> ClientError {
     match e {
         StoreError::BadRecord(m) => ClientError::bad_request(m),
         StoreError::TooLarge { .. } => ClientError::new(ErrorCode::PayloadTooLarge, e.to_string()),
@@ -444,75 +447,5 @@ fn store_error(e: StoreError) -> ClientError {
             tracing::error!(cause = %e, "store failure");
             ClientError::new(ErrorCode::InternalError, "storage error")
         }
-    }
-}
-
-/// Walkers reach resources through the host interface: trusted server
-/// code, so no role lists or guards, but the same events and protected
-/// fields. Called on a blocking thread (plugin calls run on one).
-impl PluginStore for Resources {
-    fn get(&self, resource: &str, id: &str) -> Result<Option<Value>, PluginError> {
-        let config = self.config(resource).map_err(plugin_error)?;
-        let record = self
-            .store
-            .get(resource, id)
-            .map_err(|e| plugin_error(store_error(e)))?;
-        Ok(record.map(|r| strip(r, &config.protected)))
-    }
-
-    fn list(
-        &self,
-        resource: &str,
-        filter: &Value,
-        limit: usize,
-    ) -> Result<Vec<Value>, PluginError> {
-        let config = self.config(resource).map_err(plugin_error)?;
-        let filter =
-            Filter::from_value(filter).map_err(|m| plugin_error(ClientError::bad_request(m)))?;
-        let (rows, _) = self
-            .store
-            .scan(resource, None, limit.clamp(1, MAX_LIMIT), |r| {
-                filter.as_ref().is_none_or(|f| f.matches(r))
-            })
-            .map_err(|e| plugin_error(store_error(e)))?;
-        Ok(rows
-            .into_iter()
-            .map(|r| strip(r.record, &config.protected))
-            .collect())
-    }
-
-    fn insert(&self, resource: &str, record: Value) -> Result<Value, PluginError> {
-        self.config(resource).map_err(plugin_error)?;
-        let committed = self
-            .store
-            .insert(resource, record)
-            .map_err(|e| plugin_error(store_error(e)))?;
-        Ok(self.emit(committed))
-    }
-
-    fn update(&self, resource: &str, id: &str, patch: Value) -> Result<Value, PluginError> {
-        self.config(resource).map_err(plugin_error)?;
-        let committed = self
-            .store
-            .update(resource, id, patch)
-            .map_err(|e| plugin_error(store_error(e)))?;
-        Ok(self.emit(committed))
-    }
-
-    fn delete(&self, resource: &str, id: &str) -> Result<(), PluginError> {
-        self.config(resource).map_err(plugin_error)?;
-        let committed = self
-            .store
-            .delete(resource, id)
-            .map_err(|e| plugin_error(store_error(e)))?;
-        self.emit(committed);
-        Ok(())
-    }
-}
-
-fn plugin_error(e: ClientError) -> PluginError {
-    PluginError {
-        code: e.code.as_str().to_owned(),
-        message: e.message,
     }
 }
