@@ -89,6 +89,10 @@ pub struct Limits {
     pub outbound_queue: usize,
     /// Most connections served at once; further upgrades get HTTP 503.
     pub max_connections: usize,
+    /// Bytes read from a socket at a time. Small keeps idle connections
+    /// cheap (each holds one such buffer); raise it when clients send
+    /// large frames often.
+    pub read_chunk_bytes: usize,
 }
 
 impl Default for Limits {
@@ -101,6 +105,7 @@ impl Default for Limits {
             rate_limit_window_ms: 60_000,
             outbound_queue: 1024,
             max_connections: 200_000,
+            read_chunk_bytes: 512,
         }
     }
 }

@@ -32,8 +32,10 @@ pub const CLOSE_SLOW_CONSUMER: u16 = 1013;
 pub enum Outbound {
     /// A shared event, encoded for the session's dialect.
     Event(Arc<Envelope>),
-    /// A frame already encoded for this one client.
-    Frame(Utf8Bytes),
+    /// A frame already encoded for this one client. Boxed: it is rare, and
+    /// keeping the enum two words small shrinks every client's queue
+    /// (whose first block of slots is allocated up front).
+    Frame(Box<Utf8Bytes>),
 }
 
 /// Event-mask bits: which events a subscription takes.
@@ -321,7 +323,7 @@ impl Bus {
     /// Sends one client an already-encoded frame.
     pub fn send_frame(&self, id: &str, frame: Utf8Bytes) -> bool {
         let state = self.state.read();
-        self.deliver(&state, id, Outbound::Frame(frame))
+        self.deliver(&state, id, Outbound::Frame(Box::new(frame)))
     }
 
     /// Asks a connection to close.

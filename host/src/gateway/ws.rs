@@ -63,11 +63,11 @@ fn accept(
     let limits = &app.config.limits;
     let tracked = app.sessions.token();
     // Small socket buffers: tungstenite's defaults (128 KiB each) would cost
-    // idle connections more than everything else together. Reads grow the
-    // buffer as needed; writes flush per frame.
+    // idle connections more than everything else together. Reads go in
+    // `read_chunk_bytes` steps; writes flush per frame.
     ws.max_message_size(limits.max_payload_bytes)
         .max_frame_size(limits.max_payload_bytes)
-        .read_buffer_size(1024)
+        .read_buffer_size(limits.read_chunk_bytes)
         .write_buffer_size(0)
         .on_upgrade(move |socket| async move {
             let _permit = permit;

@@ -223,7 +223,7 @@ impl Handler for ScriptedSocket {
 
     async fn on_outbound(&mut self, out: Outbound) -> Result<Vec<Utf8Bytes>, Close> {
         match out {
-            Outbound::Frame(text) => Ok(vec![text]),
+            Outbound::Frame(text) => Ok(vec![*text]),
             Outbound::Event(envelope) => match self.on_event(&envelope) {
                 Some(callback) => self.call(callback).await,
                 // The script's own sends (notify-self) arrive as

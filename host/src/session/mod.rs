@@ -205,7 +205,7 @@ async fn flush_then<H: Handler>(
 /// The text of a bus delivery for `dialect`, if it shows it.
 pub fn outbound_text(dialect: &dyn Dialect, out: Outbound) -> Option<Utf8Bytes> {
     match out {
-        Outbound::Frame(text) => Some(text),
+        Outbound::Frame(text) => Some(*text),
         Outbound::Event(envelope) => encode_event(dialect, &envelope),
     }
 }
