@@ -52,3 +52,33 @@ async fn shutdown_closes_clients_with_1001() {
         .expect("server stops in time")
         .expect("clean stop");
 }
+
+#[tokio::test]
+async fn connection_cap_answers_503_and_frees_slots_on_close() {
+    let mut config = test_config();
+    config.limits.max_connections = 2;
+    let server = start(config).await;
+    let (a, _) = connect_native(server.addr, "").await;
+    let (_b, _) = connect_native(server.addr, "").await;
+    let refused = tokio_tungstenite::connect_async(format!("ws://{}/ws", server.addr)).await;
+    match refused {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 503)
+        }
+        other => panic!("expected HTTP 503, got {other:?}"),
+    }
+    drop(a);
+    // The slot frees once the server notices the close.
+    let mut ok = false;
+    for _ in 0..100 {
+        if tokio_tungstenite::connect_async(format!("ws://{}/ws", server.addr))
+            .await
+            .is_ok()
+        {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(ok, "a closed connection gives its slot back");
+}

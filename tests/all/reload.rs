@@ -134,3 +134,34 @@ async fn swap_under_load_fails_no_call_and_loses_no_message() {
         assert_eq!(msg["data"]["n"], expected, "no message lost or reordered");
     }
 }
+
+#[tokio::test]
+async fn a_second_file_claiming_a_loaded_name_is_refused_and_reported() {
+    let dir = plugin_dir(&[]);
+    install_plugin(dir.path(), &fixture_plugin("counter-v1"), "a-counter.wasm");
+    install_plugin(dir.path(), &fixture_plugin("counter-v2"), "b-counter.wasm");
+    let server = start(config_with_plugins(dir.path(), false)).await;
+    let (mut c, _) = connect_native(server.addr, "").await;
+    assert_eq!(
+        version(&mut c, "1").await["returns"]["version"],
+        1,
+        "the first file keeps serving"
+    );
+    let errors = server.app.plugins.errors();
+    let error = errors
+        .iter()
+        .find(|(file, _)| file.ends_with("b-counter.wasm"))
+        .map(|(_, e)| e.clone())
+        .unwrap_or_default();
+    assert!(
+        error.contains("conflict") && error.contains("counter"),
+        "{errors:?}"
+    );
+    let (_, metrics) = http_get(server.addr, "/metrics").await;
+    assert!(
+        metrics.contains(
+            r#"switchboard_plugin_loads_total{file="b-counter.wasm",outcome="failed"} 1"#
+        ),
+        "{metrics}"
+    );
+}
