@@ -114,8 +114,10 @@ async fn a_looping_call_does_not_block_other_clients() {
         )
         .await;
     assert_eq!(echo["type"], "walker");
+    // Answered while the loop still runs: it is stopped only at its 4 s
+    // deadline, and calls run on blocking threads the OS time-slices.
     assert!(
-        started.elapsed() < Duration::from_millis(1000),
+        started.elapsed() < Duration::from_millis(2500),
         "{:?}",
         started.elapsed()
     );
