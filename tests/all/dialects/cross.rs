@@ -80,3 +80,25 @@ async fn a_message_and_a_change_reach_every_dialect() {
         (Some("events"), Some("e1"))
     );
 }
+
+#[tokio::test]
+async fn dialect_paths_are_configurable() {
+    let mut config = test_config();
+    config.paths.daptin = "/daptin/live".into();
+    config.paths.jac = "/jac".into();
+    let server = start(config).await;
+    let mut daptin = connect(server.addr, "/daptin/live").await;
+    assert_eq!(daptin.recv().await["type"], "session");
+    let mut jac = connect(server.addr, "/jac").await;
+    assert_eq!(jac.recv().await["type"], "connection");
+    let (status, _) = http_get(server.addr, "/live").await;
+    assert_eq!(status, 404, "the default path is free once moved");
+
+    // Clashing or reserved paths are configuration errors, not panics.
+    let mut clash = test_config();
+    clash.paths.jac = "/ws".into();
+    assert!(switchboard::Server::start(clash).await.is_err());
+    let mut reserved = test_config();
+    reserved.paths.rtbdp = "/metrics".into();
+    assert!(switchboard::Server::start(reserved).await.is_err());
+}
