@@ -64,11 +64,12 @@ fn accept(
     let tracked = app.sessions.token();
     // Small socket buffers: tungstenite's defaults (128 KiB each) would cost
     // idle connections more than everything else together. Reads go in
-    // `read_chunk_bytes` steps; writes flush per frame.
+    // `read_chunk_bytes` steps; writes buffer up to 16 KiB and are flushed
+    // after each batch the session writes.
     ws.max_message_size(limits.max_payload_bytes)
         .max_frame_size(limits.max_payload_bytes)
         .read_buffer_size(limits.read_chunk_bytes)
-        .write_buffer_size(0)
+        .write_buffer_size(16 * 1024)
         .on_upgrade(move |socket| async move {
             let _permit = permit;
             let _tracked = tracked;

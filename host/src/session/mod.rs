@@ -144,7 +144,7 @@ pub async fn run<W, R, H>(
                         None => break None,
                     },
                     out = rx.recv() => match out {
-                        Some(out) => Box::pin(handler.on_outbound(out)).await,
+                        Some(out) => Box::pin(drain(&mut handler, &mut rx, out)).await,
                         None => break None,
                     },
                     _ = ping_every.tick() => {
@@ -231,16 +231,47 @@ fn read_error_close(app: &App, err: &axum::Error) -> Option<Close> {
     }
 }
 
+/// Most deliveries taken off the queue per wake-up.
+const BATCH: usize = 64;
+
+/// A delivery plus whatever else is already queued (up to [`BATCH`]), so a
+/// burst costs one flush instead of one write per frame.
+async fn drain<H: Handler>(
+    handler: &mut H,
+    rx: &mut tokio::sync::mpsc::Receiver<Outbound>,
+    first: Outbound,
+) -> Result<Vec<Utf8Bytes>, Close> {
+    let mut frames = handler.on_outbound(first).await?;
+    for _ in 1..BATCH {
+        let Ok(out) = rx.try_recv() else { break };
+        frames.extend(handler.on_outbound(out).await?);
+    }
+    Ok(frames)
+}
+
+/// Writes frames with one flush at the end, unless told to close first.
 async fn write_all<W>(sink: &mut W, kill: &Kill, app: &App, frames: Vec<Utf8Bytes>) -> bool
 where
     W: Sink<Message> + Unpin,
 {
-    for frame in frames {
-        if write(sink, kill, app, Message::Text(frame)).await.is_err() {
-            return false;
+    if frames.is_empty() {
+        return true;
+    }
+    let count = frames.len() as u64;
+    let sent = async {
+        for frame in frames {
+            sink.feed(Message::Text(frame)).await?;
+        }
+        sink.flush().await
+    };
+    tokio::select! {
+        biased;
+        () = kill.requested() => false,
+        result = sent => {
+            app.metrics.messages_out.inc_by(count);
+            result.is_ok()
         }
     }
-    true
 }
 
 /// Writes one frame unless the session is told to close first.
