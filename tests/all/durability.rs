@@ -34,19 +34,26 @@ fn spawn_server_env(config: &std::path::Path, env: &[(&str, &str)]) -> (Child, S
     (child, addr)
 }
 
-#[tokio::test]
-async fn acknowledged_writes_survive_kill_9() {
-    let dir = tempfile::tempdir().expect("dir");
-    let config = dir.path().join("switchboard.toml");
+/// Writes a config for a server process: port 0, its store and plugins
+/// folder inside `dir`, plus `extra` TOML. Returns the file's path.
+fn write_config(dir: &std::path::Path, extra: &str) -> std::path::PathBuf {
+    let config = dir.join("switchboard.toml");
     std::fs::write(
         &config,
         format!(
-            "listen = \"127.0.0.1:0\"\n[store]\npath = \"{}\"\n[plugins]\ndir = \"{}\"\nwatch = false\n[resources.messages]\n",
-            dir.path().join("data.redb").display(),
-            dir.path().join("plugins").display(),
+            "listen = \"127.0.0.1:0\"\n{extra}\n[store]\npath = \"{}\"\n[plugins]\ndir = \"{}\"\nwatch = false\n",
+            dir.join("data.redb").display(),
+            dir.join("plugins").display(),
         ),
     )
     .expect("config");
+    config
+}
+
+#[tokio::test]
+async fn acknowledged_writes_survive_kill_9() {
+    let dir = tempfile::tempdir().expect("dir");
+    let config = write_config(dir.path(), "[resources.messages]");
 
     let (mut first, addr) = spawn_server(&config);
     let (mut c, _) = connect_native(addr, "").await;
@@ -95,16 +102,7 @@ async fn acknowledged_writes_survive_kill_9() {
 #[tokio::test]
 async fn environment_overrides_the_config_file() {
     let dir = tempfile::tempdir().expect("dir");
-    let config = dir.path().join("switchboard.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "listen = \"127.0.0.1:0\"\n[auth]\nrequired = false\n[store]\npath = \"{}\"\n[plugins]\ndir = \"{}\"\n",
-            dir.path().join("data.redb").display(),
-            dir.path().join("plugins").display(),
-        ),
-    )
-    .expect("config");
+    let config = write_config(dir.path(), "[auth]\nrequired = false");
     let (mut child, addr) = spawn_server_env(&config, &[("SWITCHBOARD_AUTH__REQUIRED", "true")]);
     let mut c = connect(addr, "/ws").await;
     let close = c.recv_close().await.expect("close");
@@ -127,16 +125,7 @@ async fn environment_overrides_the_config_file() {
 #[tokio::test]
 async fn sigterm_closes_clients_with_1001_then_exits() {
     let dir = tempfile::tempdir().expect("dir");
-    let config = dir.path().join("switchboard.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "listen = \"127.0.0.1:0\"\n[store]\npath = \"{}\"\n[plugins]\ndir = \"{}\"\n",
-            dir.path().join("data.redb").display(),
-            dir.path().join("plugins").display(),
-        ),
-    )
-    .expect("config");
+    let config = write_config(dir.path(), "");
     let (mut child, addr) = spawn_server(&config);
     let (mut a, _) = connect_native(addr, "").await;
     let mut b = connect(addr, "/").await;
