@@ -49,6 +49,18 @@ pub enum CallError {
     },
 }
 
+impl CallError {
+    /// The metrics label for this failure (`switchboard_plugin_calls_total`).
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            CallError::Plugin(_) => "error",
+            CallError::Timeout { .. } => "timeout",
+            CallError::OutOfMemory { .. } => "out_of_memory",
+            CallError::Trap { .. } => "trap",
+        }
+    }
+}
+
 /// A compiled, validated plugin version.
 pub struct LoadedPlugin {
     /// The manifest's name.

@@ -313,13 +313,7 @@ impl Plugins {
     }
 
     fn count<T>(&self, plugin: &str, result: &Result<T, CallError>) {
-        let outcome = match result {
-            Ok(_) => "ok",
-            Err(CallError::Plugin(_)) => "error",
-            Err(CallError::Timeout { .. }) => "timeout",
-            Err(CallError::OutOfMemory { .. }) => "out_of_memory",
-            Err(CallError::Trap { .. }) => "trap",
-        };
+        let outcome = result.as_ref().err().map_or("ok", CallError::outcome);
         self.metrics.plugin_call(plugin, outcome);
     }
 

@@ -16,7 +16,7 @@ use wasmtime::Store;
 
 use super::bindings::types::{ChannelMessage, PresenceEvent, PresenceKind, SocketOpen};
 use super::bindings::Plugin;
-use super::loaded::{CallError, LoadedPlugin};
+use super::loaded::LoadedPlugin;
 use super::state::PluginState;
 use super::wit_identity;
 use crate::auth::Identity;
@@ -101,12 +101,9 @@ impl ScriptedSocket {
             }
             Err(trap) => {
                 let err = self.plugin.classify(trap);
-                let outcome = match err {
-                    CallError::Timeout { .. } => "timeout",
-                    CallError::OutOfMemory { .. } => "out_of_memory",
-                    _ => "trap",
-                };
-                self.app.metrics.plugin_call(&self.plugin.name, outcome);
+                self.app
+                    .metrics
+                    .plugin_call(&self.plugin.name, err.outcome());
                 tracing::warn!(plugin = %self.plugin.name, client = %self.id, cause = %err, "socket script failed; closing");
                 Err((CLOSE_INTERNAL, format!("PLUGIN_ERROR: {err}")))
             }
