@@ -6,7 +6,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, Linker};
 use wasmtime::Engine;
 
@@ -42,7 +41,18 @@ pub enum LoadError {
 /// Paths plugins may not script, because the host serves them.
 const RESERVED: [&str; 5] = ["/", "/healthz", "/readyz", "/metrics", "/walker"];
 
-/// Compiles and validates `bytes` read from `path`. `cache` keeps compiled
+/// One version of a plugin file, as read from disk.
+pub(crate) struct FileVersion<'a> {
+    /// Where it was read.
+    pub(crate) path: &'a Path,
+    /// Its bytes.
+    pub(crate) bytes: &'a [u8],
+    /// Their SHA-256, hex: the compile cache's key and the loaded plugin's
+    /// identity (an unchanged file is not reloaded).
+    pub(crate) hash: String,
+}
+
+/// Compiles and validates a file version. `cache` keeps compiled
 /// components by hash so swapping back to a version costs nothing.
 pub(crate) fn load(
     engine: &Engine,
@@ -50,10 +60,9 @@ pub(crate) fn load(
     env: &Arc<HostEnv>,
     config: &PluginsConfig,
     cache: &mut HashMap<String, Component>,
-    path: &Path,
-    bytes: &[u8],
+    file: FileVersion<'_>,
 ) -> Result<LoadedPlugin, LoadError> {
-    let hash = format!("{:x}", Sha256::digest(bytes));
+    let FileVersion { path, bytes, hash } = file;
     let component = match cache.get(&hash) {
         Some(c) => c.clone(),
         None => {

@@ -201,10 +201,9 @@ impl Plugins {
             }
             Err(e) => return self.report(path, &file_label, &LoadError::Read(e)),
         };
+        let hash = format!("{:x}", <sha2::Sha256 as sha2::Digest>::digest(&bytes));
         let current = self.snapshot();
-        if current.files().get(path).is_some_and(|p| {
-            p.hash == format!("{:x}", <sha2::Sha256 as sha2::Digest>::digest(&bytes))
-        }) {
+        if current.files().get(path).is_some_and(|p| p.hash == hash) {
             return;
         }
         let started = std::time::Instant::now();
@@ -214,8 +213,11 @@ impl Plugins {
             &self.env,
             &self.config,
             &mut cache,
-            path,
-            &bytes,
+            loader::FileVersion {
+                path,
+                bytes: &bytes,
+                hash,
+            },
         )
         .and_then(|p| match current.conflict(path, &p) {
             Some(why) => Err(LoadError::Conflict(why)),
