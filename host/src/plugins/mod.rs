@@ -337,13 +337,19 @@ impl Plugins {
         if !snapshot.has_guards() {
             return Ok(outcome);
         }
-        for plugin in snapshot.guards(op, target) {
-            let request = bindings::types::GuardRequest {
-                operation: op,
-                target: target.to_owned(),
-                identity: wit_identity(identity, conn.as_deref()),
-                payload: payload.to_string(),
-            };
+        let guards = snapshot.guards(op, target);
+        if guards.is_empty() {
+            return Ok(outcome);
+        }
+        // Built once: every guard on this operation sees the same request.
+        let request = bindings::types::GuardRequest {
+            operation: op,
+            target: target.to_owned(),
+            identity: wit_identity(identity, conn.as_deref()),
+            payload: payload.to_string(),
+        };
+        for plugin in guards {
+            let request = request.clone();
             let env = self.env.clone();
             let conn = conn.clone();
             let call_plugin = plugin.clone();
