@@ -192,6 +192,11 @@ pub struct PluginsConfig {
     /// holds one while open). Pooling makes instantiation cheap; 0 turns
     /// it off and allocates on demand, without a cap.
     pub pool_instances: u32,
+    /// Calls one walker / guard instance serves before it is retired. An
+    /// instance is reused only after calls that did not trap; 1 gives
+    /// every call a fresh instance (no guest state survives between calls)
+    /// at several times the cost per call.
+    pub reuse_calls: u32,
 }
 
 impl Default for PluginsConfig {
@@ -204,6 +209,7 @@ impl Default for PluginsConfig {
             overrides: BTreeMap::new(),
             cache_dir: Some(PathBuf::from("data/wasm-cache")),
             pool_instances: 1000,
+            reuse_calls: 1000,
         }
     }
 }
@@ -331,6 +337,11 @@ impl Config {
                 )));
             }
         }
+        if self.plugins.reuse_calls == 0 {
+            return Err(ConfigError::Value(
+                "plugins.reuse_calls must be at least 1 (1 = a fresh instance per call)".into(),
+            ));
+        }
         if self.limits.outbound_queue == 0 || self.limits.max_connections == 0 {
             return Err(ConfigError::Value(
                 "limits.outbound_queue and limits.max_connections must be at least 1".into(),
@@ -349,5 +360,23 @@ impl Config {
             self.auth.jwt_public_key_pem = Some(pem);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Config;
+
+    #[test]
+    fn validate_names_the_bad_key() {
+        let mut config = Config::default();
+        assert!(config.validate().is_ok());
+        config.plugins.reuse_calls = 0;
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("plugins.reuse_calls"), "{err}");
+        config.plugins.reuse_calls = 1;
+        config.paths.jac = config.paths.native.clone();
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("paths.jac and paths.native"), "{err}");
     }
 }

@@ -123,3 +123,43 @@ async fn a_looping_call_does_not_block_other_clients() {
     );
     assert_eq!(spinner.recv().await["code"], "TIMEOUT");
 }
+
+/// Calls `walker` on counter.wasm and returns its `calls` count.
+async fn calls(c: &mut Client, walker: &str, id: &str) -> serde_json::Value {
+    c.request(json!({"type": "walker", "walker": walker}), id)
+        .await
+}
+
+#[tokio::test]
+async fn clean_instances_are_reused_trapped_ones_are_not() {
+    let dir = plugin_dir(&[fixture_plugin("counter-v1")]);
+    let mut config = config_with_plugins(dir.path(), false);
+    config.plugins.reuse_calls = 3;
+    let server = start(config).await;
+    let (mut c, _) = connect_native(server.addr, "").await;
+    let counts = |v: serde_json::Value| v["returns"]["calls"].clone();
+
+    // One client calling in turn gets the same warm instance each time.
+    assert_eq!(counts(calls(&mut c, "calls", "1").await), json!(1));
+    assert_eq!(counts(calls(&mut c, "calls", "2").await), json!(2));
+    // Retired after its third call: the next one starts afresh.
+    assert_eq!(counts(calls(&mut c, "calls", "3").await), json!(3));
+    assert_eq!(counts(calls(&mut c, "calls", "4").await), json!(1));
+    // A trap throws the instance away, state and all.
+    let poisoned = calls(&mut c, "poison", "5").await;
+    assert_eq!(poisoned["code"], "PLUGIN_ERROR", "{poisoned}");
+    assert_eq!(counts(calls(&mut c, "calls", "6").await), json!(1));
+}
+
+#[tokio::test]
+async fn reuse_calls_of_one_gives_every_call_a_fresh_instance() {
+    let dir = plugin_dir(&[fixture_plugin("counter-v1")]);
+    let mut config = config_with_plugins(dir.path(), false);
+    config.plugins.reuse_calls = 1;
+    let server = start(config).await;
+    let (mut c, _) = connect_native(server.addr, "").await;
+    for id in ["1", "2", "3"] {
+        let reply = calls(&mut c, "calls", id).await;
+        assert_eq!(reply["returns"]["calls"], json!(1), "{reply}");
+    }
+}

@@ -1,7 +1,8 @@
 //! One loaded plugin version: its manifest, its pre-instantiated component,
-//! its limits, and the calls into it. Every call gets a fresh store (so a
-//! trap or leak in one call cannot affect the next) with an epoch deadline
-//! and a memory cap.
+//! its limits, and the calls into it. A call runs on a warm instance when
+//! one is kept (see [`super::warm`]), else on a fresh store; either way with
+//! an epoch deadline and a memory cap, and an instance that failed is never
+//! used again.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -12,9 +13,10 @@ use wasmtime::{Engine, Store};
 use super::bindings::types::{
     GuardRequest, Manifest, PluginError, Verdict, WalkerReply, WalkerRequest,
 };
-use super::bindings::PluginPre;
+use super::bindings::{Plugin, PluginPre};
 use super::engine::TICK;
 use super::state::PluginState;
+use super::warm::{Warm, WarmPool};
 use super::HostEnv;
 
 /// Why a call into a plugin failed.
@@ -77,6 +79,8 @@ pub struct LoadedPlugin {
     pub max_memory: usize,
     pub(crate) engine: Engine,
     pub(crate) pre: PluginPre<PluginState>,
+    /// Instances kept between calls.
+    pub(crate) warm: WarmPool,
 }
 
 impl LoadedPlugin {
@@ -100,6 +104,34 @@ impl LoadedPlugin {
         store.epoch_deadline_trap();
     }
 
+    /// Runs `call` on a warm instance (or a fresh one), acting for `conn`.
+    /// The instance goes back to the pool only if the call did not trap.
+    fn with_instance<R>(
+        &self,
+        env: Arc<HostEnv>,
+        conn: Option<Arc<str>>,
+        call: impl FnOnce(&Plugin, &mut Store<PluginState>) -> wasmtime::Result<R>,
+    ) -> Result<R, CallError> {
+        let mut warm = match self.warm.take() {
+            Some(mut warm) => {
+                warm.store.data_mut().conn = conn;
+                self.arm_deadline(&mut warm.store);
+                warm
+            }
+            None => {
+                let mut store = self.new_store(env, conn);
+                let instance = self
+                    .pre
+                    .instantiate(&mut store)
+                    .map_err(|e| self.classify(e))?;
+                Warm::new(store, instance)
+            }
+        };
+        let result = call(&warm.instance, &mut warm.store).map_err(|e| self.classify(e))?;
+        self.warm.give(warm);
+        Ok(result)
+    }
+
     /// Calls a walker (blocking: run it off the async threads).
     ///
     /// # Errors
@@ -110,16 +142,10 @@ impl LoadedPlugin {
         conn: Option<Arc<str>>,
         request: &WalkerRequest,
     ) -> Result<WalkerReply, CallError> {
-        let mut store = self.new_store(env, conn);
-        let result = self
-            .pre
-            .instantiate(&mut store)
-            .and_then(|p| p.switchboard_plugin_walker().call_call(&mut store, request));
-        match result {
-            Ok(Ok(reply)) => Ok(reply),
-            Ok(Err(e)) => Err(CallError::Plugin(e)),
-            Err(trap) => Err(self.classify(trap)),
-        }
+        self.with_instance(env, conn, |p, store| {
+            p.switchboard_plugin_walker().call_call(store, request)
+        })?
+        .map_err(CallError::Plugin)
     }
 
     /// Asks the guard.
@@ -132,11 +158,9 @@ impl LoadedPlugin {
         conn: Option<Arc<str>>,
         request: &GuardRequest,
     ) -> Result<Verdict, CallError> {
-        let mut store = self.new_store(env, conn);
-        self.pre
-            .instantiate(&mut store)
-            .and_then(|p| p.switchboard_plugin_guard().call_check(&mut store, request))
-            .map_err(|trap| self.classify(trap))
+        self.with_instance(env, conn, |p, store| {
+            p.switchboard_plugin_guard().call_check(store, request)
+        })
     }
 
     /// Names what went wrong in a failed call.

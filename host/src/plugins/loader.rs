@@ -12,6 +12,7 @@ use wasmtime::Engine;
 use super::bindings::PluginPre;
 use super::loaded::LoadedPlugin;
 use super::state::PluginState;
+use super::warm::{Budget, WarmPool};
 use super::HostEnv;
 use crate::config::PluginsConfig;
 
@@ -59,6 +60,7 @@ pub(crate) fn load(
     linker: &Linker<PluginState>,
     env: &Arc<HostEnv>,
     config: &PluginsConfig,
+    budget: &Arc<Budget>,
     cache: &mut HashMap<String, Component>,
     file: FileVersion<'_>,
 ) -> Result<LoadedPlugin, LoadError> {
@@ -96,6 +98,7 @@ pub(crate) fn load(
         max_memory: config.max_memory_bytes,
         engine: engine.clone(),
         pre,
+        warm: WarmPool::new(budget.clone(), config.reuse_calls, config.max_memory_bytes),
     };
     let mut store = plugin.new_store(env.clone(), None);
     let manifest = plugin
@@ -111,6 +114,7 @@ pub(crate) fn load(
         }
         if let Some(bytes) = o.max_memory_bytes {
             plugin.max_memory = bytes;
+            plugin.warm.set_max_memory(bytes);
         }
     }
     plugin.manifest = manifest;

@@ -3,9 +3,9 @@
 //! A plugin is a component of the `switchboard:plugin` world (see `wit/`).
 //! Each file version is compiled once, validated, and swapped in atomically
 //! ([`registry`]); a file that fails leaves the old version serving. Every
-//! call runs on a blocking thread in a fresh store with an epoch deadline
-//! and a memory cap, so a looping, trapping or memory-hungry plugin fails
-//! that call only.
+//! call runs on a blocking thread with an epoch deadline and a memory cap,
+//! so a looping, trapping or memory-hungry plugin fails that call only; an
+//! instance that ran a call cleanly is kept warm for the next ([`warm`]).
 
 mod bindings;
 mod engine;
@@ -15,6 +15,7 @@ mod loader;
 pub mod registry;
 pub mod socket;
 mod state;
+mod warm;
 mod watcher;
 
 use std::collections::{BTreeMap, HashMap};
@@ -93,6 +94,8 @@ pub struct Plugins {
     /// The last load error per file, for status reporting.
     errors: Mutex<BTreeMap<PathBuf, String>>,
     watcher: Mutex<Option<watcher::Watcher>>,
+    /// Idle warm instances all plugin versions may hold together.
+    warm_budget: Arc<warm::Budget>,
     /// Walkers written in Rust by an embedding application; they answer
     /// before plugins of the same name.
     native: parking_lot::RwLock<HashMap<String, NativeWalker>>,
@@ -115,6 +118,12 @@ impl Plugins {
     ) -> Result<Arc<Self>, EngineError> {
         let engine = engine::engine(&config).map_err(|e| EngineError(format!("{e:#}")))?;
         let linker = engine::linker(&engine).map_err(|e| EngineError(format!("{e:#}")))?;
+        // Half the pool at most, so warm instances never starve a fresh
+        // instantiation or a scripted socket of a slot.
+        let warm_budget = warm::Budget::new(match config.pool_instances {
+            0 => 256,
+            n => n as usize / 2,
+        });
         Ok(Arc::new(Self {
             engine,
             linker,
@@ -126,6 +135,7 @@ impl Plugins {
             errors: Mutex::new(BTreeMap::new()),
             watcher: Mutex::new(None),
             native: Default::default(),
+            warm_budget,
         }))
     }
 
@@ -212,6 +222,7 @@ impl Plugins {
             &self.linker,
             &self.env,
             &self.config,
+            &self.warm_budget,
             &mut cache,
             loader::FileVersion {
                 path,

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use wasmtime::component::ResourceTable;
-use wasmtime::{StoreLimits, StoreLimitsBuilder};
+use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::HostEnv;
@@ -16,7 +16,7 @@ pub(crate) struct PluginState {
     /// nothing.
     wasi: Option<WasiCtx>,
     table: ResourceTable,
-    pub(crate) limits: StoreLimits,
+    pub(crate) limits: Limits,
     /// Services the host interface reaches.
     pub(crate) env: Arc<HostEnv>,
     /// The plugin's manifest name (for logs and its kv namespace).
@@ -36,16 +36,19 @@ impl PluginState {
         Self {
             wasi: None,
             table: ResourceTable::new(),
-            limits: StoreLimitsBuilder::new()
-                .memory_size(max_memory)
-                // Components built by componentize-py hold dozens of core
-                // instances and tables; the caps stop runaway growth, not
-                // ordinary toolchains.
-                .instances(1_000)
-                .tables(1_000)
-                .memories(64)
-                .trap_on_grow_failure(true)
-                .build(),
+            limits: Limits {
+                bytes: 0,
+                caps: StoreLimitsBuilder::new()
+                    .memory_size(max_memory)
+                    // Components built by componentize-py hold dozens of core
+                    // instances and tables; the caps stop runaway growth, not
+                    // ordinary toolchains.
+                    .instances(1_000)
+                    .tables(1_000)
+                    .memories(64)
+                    .trap_on_grow_failure(true)
+                    .build(),
+            },
             env,
             plugin,
             conn,
@@ -61,5 +64,64 @@ impl WasiView for PluginState {
             ctx: self.wasi.get_or_insert_with(|| WasiCtx::builder().build()),
             table: &mut self.table,
         }
+    }
+}
+
+/// The store's caps, plus the linear memory it holds in all: a warm
+/// instance that has grown (a guest leaking between calls) is retired
+/// rather than reused, so leaks cannot pile up to its cap.
+pub(crate) struct Limits {
+    caps: StoreLimits,
+    bytes: usize,
+}
+
+impl Limits {
+    /// Bytes of linear memory across the store's memories.
+    pub(crate) fn memory_bytes(&self) -> usize {
+        self.bytes
+    }
+}
+
+impl ResourceLimiter for Limits {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let allowed = self.caps.memory_growing(current, desired, maximum)?;
+        if allowed {
+            self.bytes += desired.saturating_sub(current);
+        }
+        Ok(allowed)
+    }
+
+    fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.caps.memory_grow_failed(error)
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.caps.table_growing(current, desired, maximum)
+    }
+
+    fn table_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.caps.table_grow_failed(error)
+    }
+
+    fn instances(&self) -> usize {
+        self.caps.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.caps.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.caps.memories()
     }
 }
