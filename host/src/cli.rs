@@ -63,6 +63,13 @@ fn parse_claim(raw: &str) -> Result<(String, Value), String> {
 
 /// Runs the command line and returns the process exit code.
 pub fn main() -> std::process::ExitCode {
+    main_with(|_| {})
+}
+
+/// As [`main`], calling `setup` on the application once `serve` has bound
+/// and before it prints its address: how an embedding program registers native walkers (the
+/// benchmarks' baseline does) and keeps the same command line.
+pub fn main_with(setup: impl FnOnce(&crate::app::App)) -> std::process::ExitCode {
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(err) => {
@@ -70,7 +77,7 @@ pub fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run()) {
+    match runtime.block_on(run(setup)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");
@@ -79,7 +86,7 @@ pub fn main() -> std::process::ExitCode {
     }
 }
 
-async fn run() -> anyhow::Result<()> {
+async fn run(setup: impl FnOnce(&crate::app::App)) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
@@ -97,6 +104,7 @@ async fn run() -> anyhow::Result<()> {
                 config.plugins.dir = dir;
             }
             let server = Server::start(config).await?;
+            setup(&server.app);
             println!("switchboard listening on ws://{}", server.addr);
             let app = server.app.clone();
             tokio::spawn(async move {

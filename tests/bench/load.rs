@@ -12,6 +12,7 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 use tokio::net::{TcpSocket, TcpStream};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
@@ -122,9 +123,17 @@ pub async fn connect_from(addr: SocketAddr, src: Ipv4Addr, path: &str) -> Ws {
         .bind(SocketAddr::from((src, 0)))
         .expect("bind source");
     let stream = socket.connect(addr).await.expect("connect");
-    let (mut ws, _) = tokio_tungstenite::client_async(format!("ws://{addr}{path}"), stream)
-        .await
-        .expect("handshake");
+    // Frames here are small: a 4 KiB read buffer instead of tungstenite's
+    // 128 KiB, which it zero-fills on every read, keeps the load generator
+    // from eating the CPU the server under test needs.
+    let config = WebSocketConfig::default().read_buffer_size(4096);
+    let (mut ws, _) = tokio_tungstenite::client_async_with_config(
+        format!("ws://{addr}{path}"),
+        stream,
+        Some(config),
+    )
+    .await
+    .expect("handshake");
     next_json(&mut ws, Duration::from_secs(30))
         .await
         .expect("greeting");

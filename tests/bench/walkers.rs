@@ -1,14 +1,14 @@
 //! Walker round trips per second: the `echo` walker of `plugins/chat.wasm`
-//! (fresh WASM instance per call) against a native Rust walker doing the
-//! same work in the same server, with the same clients.
+//! against `native_echo`, a Rust walker doing the same work, registered in
+//! the same server process (see `tests/bin/switchboard.rs`) and called by
+//! the same clients from this process.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use integration_tests::{config_with_plugins, connect_native, example_plugin, plugin_dir, start};
+use integration_tests::{example_plugin, plugin_dir};
 use serde_json::json;
-use switchboard::plugins::WalkerOutcome;
 
+use crate::load::{connect_from, request, source, start_switchboard};
 use crate::percentile;
 
 struct Sample {
@@ -27,17 +27,18 @@ async fn measure(
     let deadline = Instant::now() + duration;
     for k in 0..clients {
         tasks.push(tokio::spawn(async move {
-            let (mut c, _) = connect_native(addr, "").await;
+            let mut ws = connect_from(addr, source(k), "/ws").await;
             let mut latencies = Vec::new();
             let mut n = 0u64;
             while Instant::now() < deadline {
                 let started = Instant::now();
-                let reply = c
-                    .request(
-                        json!({"type": "walker", "walker": walker, "context": {"k": k, "n": n, "text": "hello"}}),
-                        &n.to_string(),
-                    )
-                    .await;
+                let reply = request(
+                    &mut ws,
+                    json!({"type": "walker", "walker": walker, "context": {"k": k, "n": n, "text": "hello"}}),
+                    n,
+                )
+                .await
+                .expect("walker reply");
                 assert_eq!(reply["type"], "walker", "{reply}");
                 latencies.push(started.elapsed().as_micros() as u64);
                 n += 1;
@@ -60,18 +61,11 @@ async fn measure(
 /// Runs the walker benchmark and prints its table.
 pub async fn run(duration: Duration, clients: usize) {
     let dir = plugin_dir(&[example_plugin("chat")]);
-    let server = start(config_with_plugins(dir.path(), false)).await;
-    server.app.plugins.register_native(
-        "native_echo",
-        Arc::new(|context, _identity| {
-            let value = context.clone();
-            Ok(WalkerOutcome {
-                status: 200,
-                reports: vec![value.clone()],
-                returns: value,
-            })
-        }),
+    let toml = format!(
+        "[limits]\nrate_limit_max_requests = 0\n[plugins]\ndir = \"{}\"\nwatch = false\n",
+        dir.path().display()
     );
+    let server = start_switchboard(dir.path(), &toml);
     // Warm both paths (compilation cache, connections, allocator).
     measure(server.addr, "echo", 2, Duration::from_millis(300)).await;
     measure(server.addr, "native_echo", 2, Duration::from_millis(300)).await;
@@ -96,5 +90,4 @@ pub async fn run(duration: Duration, clients: usize) {
             s.calls_per_sec / native.calls_per_sec
         );
     }
-    server.shutdown();
 }

@@ -1,5 +1,22 @@
-//! The switchboard command line, for tests that run it as a process.
+//! The switchboard command line, for tests and benchmarks that run it as a
+//! process. It adds one native walker, `native_echo`, which the walker
+//! benchmark measures WASM walkers against in the same server process.
+
+use std::sync::Arc;
+
+use switchboard::plugins::WalkerOutcome;
 
 fn main() -> std::process::ExitCode {
-    switchboard::cli::main()
+    switchboard::cli::main_with(|app| {
+        app.plugins.register_native(
+            "native_echo",
+            Arc::new(|context, _identity| {
+                Ok(WalkerOutcome {
+                    status: 200,
+                    reports: vec![context.clone()],
+                    returns: context.clone(),
+                })
+            }),
+        );
+    })
 }
