@@ -1,4 +1,5 @@
-//! The wasmtime engine: component model, epoch interruption for deadlines,
+//! The wasmtime engine: component model, async calls (fibers on the async
+//! threads), epoch interruption for deadlines and yields,
 //! an on-disk compilation cache, and the linker with WASI (no files, no
 //! network) plus the `host` interface.
 
@@ -16,7 +17,7 @@ use super::bindings::Plugin;
 use super::state::PluginState;
 
 /// How often the epoch advances; deadlines are counted in these ticks.
-pub(crate) const TICK: Duration = Duration::from_millis(10);
+const TICK: Duration = Duration::from_millis(10);
 
 /// Builds the engine. The compilation cache lives under `cache_dir`, keyed
 /// by content hash, so a restart does not recompile unchanged plugins.
@@ -62,6 +63,8 @@ fn pool(plugins: &PluginsConfig) -> PoolingAllocationConfig {
         .total_core_instances(n.saturating_mul(4))
         .total_memories(n.saturating_mul(2))
         .total_tables(n.saturating_mul(4))
+        // One fiber stack per call in flight.
+        .total_stacks(n)
         .max_memory_size(largest)
         .max_core_instances_per_component(64)
         .max_memories_per_component(8)
@@ -98,7 +101,7 @@ fn spawn_ticker(engine: &Engine) {
 /// The linker every plugin instantiates against.
 pub(crate) fn linker(engine: &Engine) -> wasmtime::Result<Arc<Linker<PluginState>>> {
     let mut linker = Linker::new(engine);
-    wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     Plugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)?;
     Ok(Arc::new(linker))
 }

@@ -48,6 +48,16 @@ impl PluginState {
 
 impl types::Host for PluginState {}
 
+/// Runs a store operation on a blocking thread: it may commit to disk, and
+/// plugin calls run on the async threads.
+async fn off_thread<R: Send + 'static>(
+    op: impl FnOnce() -> Result<R, PluginError> + Send + 'static,
+) -> Result<R, PluginError> {
+    tokio::task::spawn_blocking(op)
+        .await
+        .unwrap_or_else(|e| Err(error("INTERNAL", format!("store operation failed: {e}"))))
+}
+
 impl Host for PluginState {
     fn notify_self(&mut self, data: String) -> Result<(), PluginError> {
         let conn = self.conn_id()?;
@@ -180,46 +190,60 @@ impl Host for PluginState {
         Ok(())
     }
 
-    fn store_get(&mut self, resource: String, id: String) -> Result<Option<String>, PluginError> {
-        let store = self.store()?;
-        store
-            .get(&resource, &id)
-            .map(|record| record.map(|r| r.to_string()))
+    async fn store_get(
+        &mut self,
+        resource: String,
+        id: String,
+    ) -> Result<Option<String>, PluginError> {
+        let store = self.store()?.clone();
+        off_thread(move || {
+            store
+                .get(&resource, &id)
+                .map(|record| record.map(|r| r.to_string()))
+        })
+        .await
     }
 
-    fn store_list(
+    async fn store_list(
         &mut self,
         resource: String,
         filter: String,
         limit: u32,
     ) -> Result<String, PluginError> {
         let filter = parse(&filter)?;
-        let store = self.store()?;
-        store
-            .list(&resource, &filter, limit as usize)
-            .map(|records| Value::Array(records).to_string())
+        let store = self.store()?.clone();
+        off_thread(move || {
+            store
+                .list(&resource, &filter, limit as usize)
+                .map(|records| Value::Array(records).to_string())
+        })
+        .await
     }
 
-    fn store_insert(&mut self, resource: String, record: String) -> Result<String, PluginError> {
+    async fn store_insert(
+        &mut self,
+        resource: String,
+        record: String,
+    ) -> Result<String, PluginError> {
         let record = parse(&record)?;
-        let store = self.store()?;
-        store.insert(&resource, record).map(|r| r.to_string())
+        let store = self.store()?.clone();
+        off_thread(move || store.insert(&resource, record).map(|r| r.to_string())).await
     }
 
-    fn store_update(
+    async fn store_update(
         &mut self,
         resource: String,
         id: String,
         patch: String,
     ) -> Result<String, PluginError> {
         let patch = parse(&patch)?;
-        let store = self.store()?;
-        store.update(&resource, &id, patch).map(|r| r.to_string())
+        let store = self.store()?.clone();
+        off_thread(move || store.update(&resource, &id, patch).map(|r| r.to_string())).await
     }
 
-    fn store_delete(&mut self, resource: String, id: String) -> Result<(), PluginError> {
-        let store = self.store()?;
-        store.delete(&resource, &id)
+    async fn store_delete(&mut self, resource: String, id: String) -> Result<(), PluginError> {
+        let store = self.store()?.clone();
+        off_thread(move || store.delete(&resource, &id)).await
     }
 
     fn kv_get(&mut self, key: String) -> Option<String> {

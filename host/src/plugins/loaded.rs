@@ -6,15 +6,14 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use wasmtime::{Engine, Store};
+use wasmtime::{Engine, Store, UpdateDeadline};
 
 use super::bindings::types::{
     GuardRequest, Manifest, PluginError, Verdict, WalkerReply, WalkerRequest,
 };
-use super::bindings::{Plugin, PluginPre};
-use super::engine::TICK;
+use super::bindings::PluginPre;
 use super::state::PluginState;
 use super::warm::{Warm, WarmPool};
 use super::HostEnv;
@@ -84,7 +83,10 @@ pub struct LoadedPlugin {
 }
 
 impl LoadedPlugin {
-    /// A fresh store with this plugin's limits, acting for `conn`.
+    /// A fresh store with this plugin's limits, acting for `conn`. At
+    /// every epoch tick a running call yields to the other tasks, and is
+    /// interrupted once past its deadline: a looping plugin costs the
+    /// async threads a tick at a time and fails its own call only.
     pub(crate) fn new_store(
         &self,
         env: Arc<HostEnv>,
@@ -93,74 +95,83 @@ impl LoadedPlugin {
         let state = PluginState::new(env, self.name.clone(), conn, self.max_memory);
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
+        store.epoch_deadline_callback(|ctx| {
+            Ok(if Instant::now() >= ctx.data().deadline {
+                UpdateDeadline::Interrupt
+            } else {
+                UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now()))
+            })
+        });
         self.arm_deadline(&mut store);
         store
     }
 
-    /// Resets the deadline before a call on a long-lived store.
+    /// Starts the deadline of the next call on `store`.
     pub(crate) fn arm_deadline(&self, store: &mut Store<PluginState>) {
-        let ticks = (self.timeout.as_millis() / TICK.as_millis()).max(1) as u64;
-        store.set_epoch_deadline(ticks);
-        store.epoch_deadline_trap();
+        store.data_mut().deadline = Instant::now() + self.timeout;
+        store.set_epoch_deadline(1);
     }
 
-    /// Runs `call` on a warm instance (or a fresh one), acting for `conn`.
-    /// The instance goes back to the pool only if the call did not trap.
-    fn with_instance<R>(
-        &self,
-        env: Arc<HostEnv>,
-        conn: Option<Arc<str>>,
-        call: impl FnOnce(&Plugin, &mut Store<PluginState>) -> wasmtime::Result<R>,
-    ) -> Result<R, CallError> {
-        let mut warm = match self.warm.take() {
-            Some(mut warm) => {
-                warm.store.data_mut().conn = conn;
-                self.arm_deadline(&mut warm.store);
-                warm
-            }
-            None => {
-                let mut store = self.new_store(env, conn);
-                let instance = self
-                    .pre
-                    .instantiate(&mut store)
-                    .map_err(|e| self.classify(e))?;
-                Warm::new(store, instance)
-            }
-        };
-        let result = call(&warm.instance, &mut warm.store).map_err(|e| self.classify(e))?;
+    /// A warm instance, or a fresh one, acting for `conn`.
+    async fn checkout(&self, env: Arc<HostEnv>, conn: Option<Arc<str>>) -> Result<Warm, CallError> {
+        if let Some(mut warm) = self.warm.take() {
+            warm.store.data_mut().conn = conn;
+            self.arm_deadline(&mut warm.store);
+            return Ok(warm);
+        }
+        let mut store = self.new_store(env, conn);
+        let instance = self
+            .pre
+            .instantiate_async(&mut store)
+            .await
+            .map_err(|e| self.classify(e))?;
+        Ok(Warm::new(store, instance))
+    }
+
+    /// Ends a call: the instance goes back to the pool only if it did not
+    /// trap (a trapped instance is dropped with its store).
+    fn checkin<R>(&self, warm: Warm, result: wasmtime::Result<R>) -> Result<R, CallError> {
+        let result = result.map_err(|e| self.classify(e))?;
         self.warm.give(warm);
         Ok(result)
     }
 
-    /// Calls a walker (blocking: run it off the async threads).
+    /// Calls a walker.
     ///
     /// # Errors
     /// The plugin failed, trapped, timed out or ran out of memory.
-    pub fn call_walker(
+    pub async fn call_walker(
         &self,
         env: Arc<HostEnv>,
         conn: Option<Arc<str>>,
         request: &WalkerRequest,
     ) -> Result<WalkerReply, CallError> {
-        self.with_instance(env, conn, |p, store| {
-            p.switchboard_plugin_walker().call_call(store, request)
-        })?
-        .map_err(CallError::Plugin)
+        let mut warm = self.checkout(env, conn).await?;
+        let result = warm
+            .instance
+            .switchboard_plugin_walker()
+            .call_call(&mut warm.store, request)
+            .await;
+        self.checkin(warm, result)?.map_err(CallError::Plugin)
     }
 
     /// Asks the guard.
     ///
     /// # Errors
     /// The plugin trapped, timed out or ran out of memory.
-    pub fn check_guard(
+    pub async fn check_guard(
         &self,
         env: Arc<HostEnv>,
         conn: Option<Arc<str>>,
         request: &GuardRequest,
     ) -> Result<Verdict, CallError> {
-        self.with_instance(env, conn, |p, store| {
-            p.switchboard_plugin_guard().call_check(store, request)
-        })
+        let mut warm = self.checkout(env, conn).await?;
+        let result = warm
+            .instance
+            .switchboard_plugin_guard()
+            .call_check(&mut warm.store, request)
+            .await;
+        self.checkin(warm, result)
     }
 
     /// Names what went wrong in a failed call.

@@ -101,11 +101,16 @@ pub(crate) fn load(
         warm: WarmPool::new(budget.clone(), config.reuse_calls, config.max_memory_bytes),
     };
     let mut store = plugin.new_store(env.clone(), None);
-    let manifest = plugin
-        .pre
-        .instantiate(&mut store)
-        .and_then(|p| p.switchboard_plugin_meta().call_describe(&mut store))
-        .map_err(|e| LoadError::Manifest(plugin.classify(e).to_string()))?;
+    // Loads run on a blocking thread (compiling is slow): drive the async
+    // call from here.
+    let described = tokio::runtime::Handle::current().block_on(async {
+        let instance = plugin.pre.instantiate_async(&mut store).await?;
+        instance
+            .switchboard_plugin_meta()
+            .call_describe(&mut store)
+            .await
+    });
+    let manifest = described.map_err(|e| LoadError::Manifest(plugin.classify(e).to_string()))?;
     validate(&manifest)?;
     plugin.name = Arc::from(manifest.name.as_str());
     if let Some(o) = config.overrides.get(&manifest.name) {

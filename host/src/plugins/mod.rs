@@ -3,8 +3,9 @@
 //! A plugin is a component of the `switchboard:plugin` world (see `wit/`).
 //! Each file version is compiled once, validated, and swapped in atomically
 //! ([`registry`]); a file that fails leaves the old version serving. Every
-//! call runs on a blocking thread with an epoch deadline and a memory cap,
-//! so a looping, trapping or memory-hungry plugin fails that call only; an
+//! call runs as a fiber on the async threads, yielding at every epoch tick,
+//! with a deadline and a memory cap, so a looping, trapping or
+//! memory-hungry plugin fails that call only; an
 //! instance that ran a call cleanly is kept warm for the next ([`warm`]).
 
 mod bindings;
@@ -301,17 +302,7 @@ impl Plugins {
             identity: wit_identity(identity, conn.as_deref()),
             transport,
         };
-        let env = self.env.clone();
-        let call_plugin = plugin.clone();
-        let result =
-            tokio::task::spawn_blocking(move || call_plugin.call_walker(env, conn, &request))
-                .await
-                .map_err(|e| {
-                    WalkerError::Call(CallError::Trap {
-                        plugin: plugin.name.to_string(),
-                        message: e.to_string(),
-                    })
-                })?;
+        let result = plugin.call_walker(self.env.clone(), conn, &request).await;
         self.count(&plugin.name, &result);
         let reply = result.map_err(WalkerError::Call)?;
         Ok(WalkerOutcome {
@@ -360,14 +351,9 @@ impl Plugins {
             payload: payload.to_string(),
         };
         for plugin in guards {
-            let request = request.clone();
-            let env = self.env.clone();
-            let conn = conn.clone();
-            let call_plugin = plugin.clone();
-            let result =
-                tokio::task::spawn_blocking(move || call_plugin.check_guard(env, conn, &request))
-                    .await
-                    .map_err(|e| GuardError::Failed(plugin.name.to_string(), e.to_string()))?;
+            let result = plugin
+                .check_guard(self.env.clone(), conn.clone(), &request)
+                .await;
             self.count(&plugin.name, &result);
             match result.map_err(|e| GuardError::Failed(plugin.name.to_string(), e.to_string()))? {
                 bindings::types::Verdict::Allow => {}

@@ -4,7 +4,8 @@
 //! through the host interface (notify-self, channel and presence calls),
 //! which delivers through the bus like everything else.
 //!
-//! Each callback runs on a blocking thread with a fresh deadline. A plugin
+//! Each callback runs with a fresh deadline, yielding at every epoch tick
+//! like walker calls do. A plugin
 //! error (data) becomes an error frame; a trap, timeout or out-of-memory
 //! leaves the instance unusable, so the socket closes with 1011.
 
@@ -24,7 +25,7 @@ use crate::bus::{Envelope, Event, Outbound};
 use crate::session::{Close, Handler, CLOSE_INTERNAL, CLOSE_POLICY};
 use crate::App;
 
-/// The instance and its store, moved to a blocking thread for each call.
+/// The instance and its store.
 struct Instance {
     store: Store<PluginState>,
     bindings: Plugin,
@@ -41,9 +42,32 @@ pub struct ScriptedSocket {
     instance: Option<Instance>,
 }
 
-/// What a callback does, run against the instance.
-type Callback =
-    Box<dyn FnOnce(&mut Instance, &str) -> wasmtime::Result<Result<(), super::PluginError>> + Send>;
+/// Which callback to run, with its argument.
+enum Callback {
+    Open(SocketOpen),
+    Message(String),
+    Channel(ChannelMessage),
+    Presence(PresenceEvent),
+    Close,
+}
+
+impl Callback {
+    /// Runs the callback on `i` for connection `id`.
+    async fn run(
+        self,
+        i: &mut Instance,
+        id: &str,
+    ) -> wasmtime::Result<Result<(), super::PluginError>> {
+        let socket = i.bindings.switchboard_plugin_socket();
+        match self {
+            Callback::Open(open) => socket.call_on_open(&mut i.store, &open).await,
+            Callback::Message(text) => socket.call_on_message(&mut i.store, id, &text).await,
+            Callback::Channel(m) => socket.call_on_channel(&mut i.store, id, &m).await,
+            Callback::Presence(e) => socket.call_on_presence(&mut i.store, id, &e).await,
+            Callback::Close => socket.call_on_close(&mut i.store, id).await.map(Ok),
+        }
+    }
+}
 
 impl ScriptedSocket {
     /// A connection to `plugin`'s socket at `path`; instantiated on greeting.
@@ -66,8 +90,8 @@ impl ScriptedSocket {
         }
     }
 
-    /// Runs one callback on a blocking thread. A plugin error comes back as
-    /// an error frame; anything worse closes the socket.
+    /// Runs one callback. A plugin error comes back as an error frame;
+    /// anything worse closes the socket.
     async fn call(&mut self, callback: Callback) -> Result<Vec<Utf8Bytes>, Close> {
         let Some(mut instance) = self.instance.take() else {
             return Err((
@@ -75,18 +99,8 @@ impl ScriptedSocket {
                 "PLUGIN_ERROR: script instance is gone".into(),
             ));
         };
-        let plugin = self.plugin.clone();
-        let id = self.id.clone();
-        let joined = tokio::task::spawn_blocking(move || {
-            plugin.arm_deadline(&mut instance.store);
-            let result = callback(&mut instance, &id);
-            (instance, result)
-        })
-        .await;
-        let (instance, result) = match joined {
-            Ok(pair) => pair,
-            Err(e) => return Err((CLOSE_INTERNAL, format!("PLUGIN_ERROR: {e}"))),
-        };
+        self.plugin.arm_deadline(&mut instance.store);
+        let result = callback.run(&mut instance, &self.id).await;
         match result {
             Ok(Ok(())) => {
                 self.app.metrics.plugin_call(&self.plugin.name, "ok");
@@ -123,13 +137,7 @@ impl ScriptedSocket {
                     timestamp: envelope.timestamp,
                     sender_id: from.as_ref().map(|o| o.client_id.to_string()),
                 };
-                Some(Box::new(move |i: &mut Instance, id: &str| {
-                    i.bindings.switchboard_plugin_socket().call_on_channel(
-                        &mut i.store,
-                        id,
-                        &message,
-                    )
-                }))
+                Some(Callback::Channel(message))
             }
             Event::Presence {
                 channel,
@@ -146,13 +154,7 @@ impl ScriptedSocket {
                     user_info: member.info.to_string(),
                     timestamp: envelope.timestamp,
                 };
-                Some(Box::new(move |i: &mut Instance, id: &str| {
-                    i.bindings.switchboard_plugin_socket().call_on_presence(
-                        &mut i.store,
-                        id,
-                        &event,
-                    )
-                }))
+                Some(Callback::Presence(event))
             }
             _ => None,
         }
@@ -168,14 +170,7 @@ impl Handler for ScriptedSocket {
         let mut store = self
             .plugin
             .new_store(self.app.plugins.env().clone(), Some(self.id.clone()));
-        let pre = self.plugin.pre.clone();
-        let joined = tokio::task::spawn_blocking(move || {
-            let bindings = pre.instantiate(&mut store);
-            (store, bindings)
-        })
-        .await;
-        let (store, bindings) =
-            joined.map_err(|e| (CLOSE_INTERNAL, format!("PLUGIN_ERROR: {e}")))?;
+        let bindings = self.plugin.pre.instantiate_async(&mut store).await;
         let bindings = bindings.map_err(|e| {
             (
                 CLOSE_INTERNAL,
@@ -189,13 +184,7 @@ impl Handler for ScriptedSocket {
             query: self.query.clone(),
             identity: wit_identity(&self.identity, Some(&self.id)),
         };
-        let frames = self
-            .call(Box::new(move |i, _| {
-                i.bindings
-                    .switchboard_plugin_socket()
-                    .call_on_open(&mut i.store, &open)
-            }))
-            .await?;
+        let frames = self.call(Callback::Open(open)).await?;
         if frames.is_empty() {
             Ok(frames)
         } else {
@@ -209,13 +198,7 @@ impl Handler for ScriptedSocket {
 
     async fn on_text(&mut self, text: &str) -> Result<Vec<Utf8Bytes>, Close> {
         self.app.metrics.messages_in.inc();
-        let text = text.to_owned();
-        self.call(Box::new(move |i, id| {
-            i.bindings
-                .switchboard_plugin_socket()
-                .call_on_message(&mut i.store, id, &text)
-        }))
-        .await
+        self.call(Callback::Message(text.to_owned())).await
     }
 
     async fn on_outbound(&mut self, out: Outbound) -> Result<Vec<Utf8Bytes>, Close> {
@@ -242,14 +225,7 @@ impl Handler for ScriptedSocket {
 
     async fn on_close(&mut self) {
         if self.instance.is_some() {
-            let _ = self
-                .call(Box::new(|i, id| {
-                    i.bindings
-                        .switchboard_plugin_socket()
-                        .call_on_close(&mut i.store, id)
-                        .map(Ok)
-                }))
-                .await;
+            let _ = self.call(Callback::Close).await;
         }
     }
 }

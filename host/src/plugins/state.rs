@@ -2,6 +2,7 @@
 //! memory limits, and the call's context for the `host` interface.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use wasmtime::component::ResourceTable;
 use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
@@ -23,6 +24,8 @@ pub(crate) struct PluginState {
     pub(crate) plugin: Arc<str>,
     /// The connection the call acts for, when there is one.
     pub(crate) conn: Option<Arc<str>>,
+    /// When the running call must stop (checked at every epoch tick).
+    pub(crate) deadline: Instant,
 }
 
 impl PluginState {
@@ -52,6 +55,7 @@ impl PluginState {
             env,
             plugin,
             conn,
+            deadline: Instant::now(),
         }
     }
 }
