@@ -91,6 +91,10 @@ pub trait Plugin {
 
     /// Runs a walker named in the manifest. The default answers `NOT_FOUND`.
     ///
+    /// The host may run later calls — for any user — on the same instance,
+    /// so statics can outlive a call: keep per-user state in the host's
+    /// store or kv.
+    ///
     /// # Errors
     /// Whatever the walker reports; the client sees it as an error frame.
     fn walker(request: WalkerRequest) -> Result<WalkerReply, PluginError> {

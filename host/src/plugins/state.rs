@@ -29,7 +29,8 @@ pub(crate) struct PluginState {
 }
 
 impl PluginState {
-    /// Fresh state for one call (or one scripted-socket connection).
+    /// Fresh state for one instance (warm walker / guard instance, or one
+    /// scripted-socket connection).
     pub(crate) fn new(
         env: Arc<HostEnv>,
         plugin: Arc<str>,
