@@ -61,7 +61,11 @@ pub fn start_switchboard(dir: &Path, toml: &str) -> ServerProcess {
         dir.join("bench.redb").display()
     );
     std::fs::write(&config, body).expect("write config");
-    let mut child = Command::new(switchboard_exe())
+    let mut command = Command::new(switchboard_exe());
+    if let Ok(n) = std::env::var("BENCH_SERVER_THREADS") {
+        command.env("TOKIO_WORKER_THREADS", n);
+    }
+    let mut child = command
         .args(["serve", "--config"])
         .arg(&config)
         .env("RUST_LOG", "error")
