@@ -305,14 +305,25 @@ impl Plugins {
         let result = plugin.call_walker(self.env.clone(), conn, &request).await;
         self.count(&plugin.name, &result);
         let reply = result.map_err(WalkerError::Call)?;
+        let returns = reply
+            .returns
+            .as_deref()
+            .map(json_or_string)
+            .unwrap_or(Value::Null);
+        // Walkers commonly report what they return (the SDK's `reply`
+        // does): parse that text once.
+        let reports = reply
+            .reports
+            .iter()
+            .map(|r| match reply.returns.as_deref() {
+                Some(text) if text == r => returns.clone(),
+                _ => json_or_string(r),
+            })
+            .collect();
         Ok(WalkerOutcome {
             status: reply.status,
-            reports: reply.reports.iter().map(|r| json_or_string(r)).collect(),
-            returns: reply
-                .returns
-                .as_deref()
-                .map(json_or_string)
-                .unwrap_or(Value::Null),
+            reports,
+            returns,
         })
     }
 
