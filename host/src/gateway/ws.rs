@@ -77,7 +77,10 @@ fn accept(
                 Ok(identity) => identity,
                 Err(err) => return refuse(socket, &app, &format!("UNAUTHORIZED: {err}")).await,
             };
-            if let Err(err) = connect_guard(&app, &path, &identity, &query).await {
+            // Boxed: a plugin call's state is large, and this future lives
+            // as long as the connection; inline, every idle connection
+            // would carry it.
+            if let Err(err) = Box::pin(connect_guard(&app, &path, &identity, &query)).await {
                 return refuse(socket, &app, &format!("FORBIDDEN: {err}")).await;
             }
             serve(socket, app, identity, query).await;
