@@ -53,6 +53,21 @@ fn switchboard_exe() -> PathBuf {
     exe.with_file_name("switchboard-cli")
 }
 
+/// A command starting a server under test: pinned to the CPUs in
+/// `BENCH_SERVER_CPUS` (a `taskset -c` list) when set, so that, with the
+/// bench itself run under `taskset` on the other CPUs, server and load
+/// generator never compete for a core.
+fn server_command(program: &Path) -> Command {
+    match std::env::var("BENCH_SERVER_CPUS") {
+        Ok(cpus) => {
+            let mut command = Command::new("taskset");
+            command.args(["-c", &cpus]).arg(program);
+            command
+        }
+        Err(_) => Command::new(program),
+    }
+}
+
 /// Starts Switchboard with `toml` (listen on 127.0.0.1:0 is prepended).
 pub fn start_switchboard(dir: &Path, toml: &str) -> ServerProcess {
     let config = dir.join("bench.toml");
@@ -61,7 +76,7 @@ pub fn start_switchboard(dir: &Path, toml: &str) -> ServerProcess {
         dir.join("bench.redb").display()
     );
     std::fs::write(&config, body).expect("write config");
-    let mut command = Command::new(switchboard_exe());
+    let mut command = server_command(&switchboard_exe());
     if let Ok(n) = std::env::var("BENCH_SERVER_THREADS") {
         command.env("TOKIO_WORKER_THREADS", n);
     }
@@ -91,7 +106,7 @@ pub fn start_node_baseline() -> Option<ServerProcess> {
             return None;
         }
     }
-    let mut child = Command::new("node")
+    let mut child = server_command(Path::new("node"))
         .arg("server.js")
         .current_dir(&dir)
         .stdout(Stdio::piped())
