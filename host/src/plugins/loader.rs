@@ -98,7 +98,7 @@ pub(crate) fn load(
         max_memory: config.max_memory_bytes,
         engine: engine.clone(),
         pre,
-        warm: WarmPool::new(budget.clone(), config.reuse_calls, config.max_memory_bytes),
+        warm: WarmPool::new(budget.clone(), config.reuse_calls),
     };
     let mut store = plugin.new_store(env.clone(), None);
     // Loads run on a blocking thread (compiling is slow): drive the async
@@ -119,7 +119,6 @@ pub(crate) fn load(
         }
         if let Some(bytes) = o.max_memory_bytes {
             plugin.max_memory = bytes;
-            plugin.warm.set_max_memory(bytes);
         }
     }
     plugin.manifest = manifest;

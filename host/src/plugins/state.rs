@@ -42,6 +42,7 @@ impl PluginState {
             table: ResourceTable::new(),
             limits: Limits {
                 bytes: 0,
+                max_memory,
                 caps: StoreLimitsBuilder::new()
                     .memory_size(max_memory)
                     // Components built by componentize-py hold dozens of core
@@ -78,12 +79,15 @@ impl WasiView for PluginState {
 pub(crate) struct Limits {
     caps: StoreLimits,
     bytes: usize,
+    /// The store's memory cap (`caps` does not expose it).
+    max_memory: usize,
 }
 
 impl Limits {
-    /// Bytes of linear memory across the store's memories.
-    pub(crate) fn memory_bytes(&self) -> usize {
-        self.bytes
+    /// Whether the store's linear memory, across its memories, has grown
+    /// past a quarter of its cap: too much to keep warm.
+    pub(crate) fn grown(&self) -> bool {
+        self.bytes > self.max_memory / 4
     }
 }
 

@@ -75,24 +75,16 @@ pub(crate) struct WarmPool {
     budget: Arc<Budget>,
     /// Calls one instance serves before it is retired (1: never reused).
     reuse_calls: u32,
-    /// Memory past which an instance is retired after its call.
-    retire_bytes: usize,
 }
 
 impl WarmPool {
-    /// An empty pool for a plugin whose instances may hold `max_memory`.
-    pub(crate) fn new(budget: Arc<Budget>, reuse_calls: u32, max_memory: usize) -> Self {
+    /// An empty pool whose instances serve `reuse_calls` calls each.
+    pub(crate) fn new(budget: Arc<Budget>, reuse_calls: u32) -> Self {
         Self {
             idle: Mutex::new(Vec::new()),
             budget,
             reuse_calls,
-            retire_bytes: max_memory / 4,
         }
-    }
-
-    /// Caps memory at `max_memory` (a per-plugin override).
-    pub(crate) fn set_max_memory(&mut self, max_memory: usize) {
-        self.retire_bytes = max_memory / 4;
     }
 
     /// An idle instance, if one is kept.
@@ -109,8 +101,7 @@ impl WarmPool {
     pub(crate) fn give(&self, mut warm: Warm) {
         warm.calls += 1;
         warm.store.data_mut().conn = None;
-        let worn = warm.calls >= self.reuse_calls
-            || warm.store.data().limits.memory_bytes() > self.retire_bytes;
+        let worn = warm.calls >= self.reuse_calls || warm.store.data().limits.grown();
         if !worn && self.budget.reserve() {
             self.idle.lock().push(warm);
         }
