@@ -67,8 +67,9 @@ pub fn main() -> std::process::ExitCode {
 }
 
 /// As [`main`], calling `setup` on the application once `serve` has bound
-/// and before it prints its address: how an embedding program registers native walkers (the
-/// benchmarks' baseline does) and keeps the same command line.
+/// and before it prints its address: how an embedding program registers
+/// native walkers (the benchmarks' baseline does) and keeps the same
+/// command line.
 pub fn main_with(setup: impl FnOnce(&crate::app::App)) -> std::process::ExitCode {
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,

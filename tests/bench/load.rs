@@ -76,11 +76,7 @@ pub fn start_switchboard(dir: &Path, toml: &str) -> ServerProcess {
         dir.join("bench.redb").display()
     );
     std::fs::write(&config, body).expect("write config");
-    let mut command = server_command(&switchboard_exe());
-    if let Ok(n) = std::env::var("BENCH_SERVER_THREADS") {
-        command.env("TOKIO_WORKER_THREADS", n);
-    }
-    let mut child = command
+    let mut child = server_command(&switchboard_exe())
         .args(["serve", "--config"])
         .arg(&config)
         .env("RUST_LOG", "error")
