@@ -18,12 +18,18 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 /// How long a test waits for a frame it expects.
 pub const WAIT: Duration = Duration::from_secs(10);
 
-/// A config for tests: port 0 on loopback, no plugins folder, a temp store.
+/// The HS256 secret test servers verify with (tests configure it: the
+/// server has no built-in one).
+pub const TEST_SECRET: &str = "switchboard-test-secret";
+
+/// A config for tests: port 0 on loopback, no plugins folder, a temp store,
+/// [`TEST_SECRET`].
 pub fn test_config() -> Config {
     let mut config = Config {
         listen: "127.0.0.1:0".parse().expect("addr"),
         ..Config::default()
     };
+    config.auth.jwt_secret = Some(TEST_SECRET.into());
     config.plugins.dir = std::env::temp_dir().join(format!("sb-no-plugins-{}", std::process::id()));
     config.plugins.watch = false;
     // Share compiled components between tests (and runs): the cache is
@@ -74,6 +80,19 @@ pub async fn connect(addr: SocketAddr, path: &str) -> Client {
 
 /// Connects with extra request headers.
 pub async fn connect_with(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Client {
+    match try_connect_with(addr, path, headers).await {
+        Ok(client) => client,
+        Err(status) => panic!("websocket upgrade refused with HTTP {status}"),
+    }
+}
+
+/// Connects with extra request headers; a refused upgrade gives its HTTP
+/// status.
+pub async fn try_connect_with(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Result<Client, u16> {
     let mut request = format!("ws://{addr}{path}")
         .into_client_request()
         .expect("request");
@@ -84,12 +103,15 @@ pub async fn connect_with(addr: SocketAddr, path: &str, headers: &[(&str, &str)]
             HeaderValue::from_str(value).expect("header value"),
         );
     }
-    let (ws, _) = tokio_tungstenite::connect_async(request)
-        .await
-        .expect("websocket connects");
-    Client {
-        ws,
-        pending: Default::default(),
+    match tokio_tungstenite::connect_async(request).await {
+        Ok((ws, _)) => Ok(Client {
+            ws,
+            pending: Default::default(),
+        }),
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            Err(response.status().as_u16())
+        }
+        Err(e) => panic!("websocket connect failed: {e}"),
     }
 }
 
@@ -210,13 +232,24 @@ pub async fn http_request(
     auth: Option<&str>,
     body: &str,
 ) -> (u16, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = TcpStream::connect(addr).await.expect("connect");
     let auth = auth
         .map(|t| format!("Authorization: Bearer {t}\r\n"))
         .unwrap_or_default();
+    http_raw(addr, method, path, &auth, body).await
+}
+
+/// As [`http_request`], with `headers` given as raw `Name: value\r\n` lines.
+pub async fn http_raw(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &str,
+    body: &str,
+) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
     let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\n{auth}Content-Length: {}\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\n{headers}Content-Length: {}\r\n\r\n{body}",
         body.len()
     );
     stream.write_all(request.as_bytes()).await.expect("write");
@@ -241,8 +274,7 @@ pub async fn http_request(
 /// Mints a token with the test config's secret.
 pub fn token(sub: &str, role: Option<&str>, extra: Value) -> String {
     let extra = extra.as_object().cloned().unwrap_or_default();
-    switchboard::auth::mint_token(&Config::default().auth.jwt_secret, sub, role, 3600, extra)
-        .expect("mint")
+    switchboard::auth::mint_token(TEST_SECRET, sub, role, 3600, extra).expect("mint")
 }
 
 /// Where the example plugins' components are built (`plugins/*.wasm`).

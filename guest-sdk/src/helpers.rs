@@ -5,7 +5,8 @@
 use serde_json::Value;
 
 use crate::{
-    host, GuardDecl, Manifest, Operation, PluginError, Transports, WalkerDecl, WalkerReply,
+    host, ErrorCode, GuardDecl, Manifest, Operation, PluginError, Transports, WalkerDecl,
+    WalkerReply,
 };
 
 impl Manifest {
@@ -42,11 +43,28 @@ impl Manifest {
     }
 }
 
-/// A walker served over websocket and HTTP.
+/// A walker served over websocket and HTTP to authenticated callers (the
+/// jac-cloud default); see [`WalkerDecl::anonymous`] to open it to all.
 pub fn walker(name: &str) -> WalkerDecl {
     WalkerDecl {
         name: name.into(),
         transports: Transports::WS | Transports::HTTP,
+        anonymous: false,
+    }
+}
+
+impl WalkerDecl {
+    /// Lets callers without a token call this walker (jac-cloud's
+    /// `auth: False`).
+    pub fn anonymous(mut self) -> Self {
+        self.anonymous = true;
+        self
+    }
+
+    /// Serves the walker on these transports only.
+    pub fn transports(mut self, transports: Transports) -> Self {
+        self.transports = transports;
+        self
     }
 }
 
@@ -61,10 +79,11 @@ pub fn reply(value: Value) -> WalkerReply {
     }
 }
 
-/// A plugin error (an error the client sees as data, not a trap).
-pub fn error(code: &str, message: &str) -> PluginError {
+/// A plugin error (an error the client sees as data, not a trap), with
+/// the code the client gets.
+pub fn error(code: ErrorCode, message: &str) -> PluginError {
     PluginError {
-        code: code.into(),
+        code,
         message: message.into(),
     }
 }
@@ -81,7 +100,7 @@ fn owned<S: AsRef<str>>(ids: &[S]) -> Vec<String> {
 /// Sends `data` to the connection the current call came from.
 ///
 /// # Errors
-/// `NO_CONNECTION` outside a connection (e.g. an HTTP walker call).
+/// `BadRequest` outside a connection (e.g. an HTTP walker call).
 pub fn notify_self(data: &Value) -> Result<(), PluginError> {
     host::notify_self(&data.to_string())
 }
@@ -89,7 +108,8 @@ pub fn notify_self(data: &Value) -> Result<(), PluginError> {
 /// Sends `data` to every connection of these users; returns how many got it.
 ///
 /// # Errors
-/// When the host refuses the send (e.g. a guard denies it).
+/// When the host refuses the send for the calling client (`Forbidden`: a
+/// guard, a role list, or the anonymous-send rule).
 pub fn notify_users<S: AsRef<str>>(user_ids: &[S], data: &Value) -> Result<u32, PluginError> {
     host::notify_users(&owned(user_ids), &data.to_string())
 }
@@ -97,7 +117,8 @@ pub fn notify_users<S: AsRef<str>>(user_ids: &[S], data: &Value) -> Result<u32, 
 /// Sends `data` to every subscriber of these channels; returns how many got it.
 ///
 /// # Errors
-/// When the host refuses the send (e.g. a guard denies it).
+/// When the host refuses the send for the calling client (`Forbidden`: a
+/// guard, a role list, or the anonymous-send rule).
 pub fn notify_channels<S: AsRef<str>>(channels: &[S], data: &Value) -> Result<u32, PluginError> {
     host::notify_channels(&owned(channels), &data.to_string())
 }
@@ -105,7 +126,8 @@ pub fn notify_channels<S: AsRef<str>>(channels: &[S], data: &Value) -> Result<u3
 /// Sends `data` to these connections; returns how many got it.
 ///
 /// # Errors
-/// When the host refuses the send (e.g. a guard denies it).
+/// When the host refuses the send for the calling client (`Forbidden`: a
+/// guard, a role list, or the anonymous-send rule).
 pub fn notify_clients<S: AsRef<str>>(client_ids: &[S], data: &Value) -> Result<u32, PluginError> {
     host::notify_clients(&owned(client_ids), &data.to_string())
 }
@@ -113,7 +135,7 @@ pub fn notify_clients<S: AsRef<str>>(client_ids: &[S], data: &Value) -> Result<u
 /// Publishes as the native `publish` does; returns how many got it.
 ///
 /// # Errors
-/// When the host refuses the publish (e.g. a guard denies it).
+/// When the host refuses the publish for the calling client (`Forbidden`).
 pub fn publish(channel: &str, message: &Value) -> Result<u32, PluginError> {
     host::publish(channel, &message.to_string())
 }
@@ -122,7 +144,7 @@ pub fn publish(channel: &str, message: &Value) -> Result<u32, PluginError> {
 /// sockets); returns how many got it.
 ///
 /// # Errors
-/// When the host refuses the broadcast.
+/// When the host refuses the broadcast for the calling client (`Forbidden`).
 pub fn broadcast(channel: &str, data: &Value) -> Result<u32, PluginError> {
     host::channel_broadcast(channel, &data.to_string())
 }

@@ -10,8 +10,8 @@
 //! ```no_run
 //! use serde_json::json;
 //! use switchboard_guest::{
-//!     error, export_plugin, notify_channels, reply, walker, GuardRequest, Manifest, Operation,
-//!     Plugin, PluginError, Verdict, WalkerReply, WalkerRequest,
+//!     error, export_plugin, notify_channels, reply, walker, ErrorCode, GuardRequest, Manifest,
+//!     Operation, Plugin, PluginError, Verdict, WalkerReply, WalkerRequest,
 //! };
 //!
 //! struct Hello;
@@ -19,8 +19,8 @@
 //! impl Plugin for Hello {
 //!     fn manifest() -> Manifest {
 //!         Manifest::new("hello", "1.0.0")
-//!             .walker(walker("hello"))
-//!             .walker(walker("shout"))
+//!             .walker(walker("hello").anonymous()) // anyone may call it
+//!             .walker(walker("shout")) // authenticated callers only
 //!             .guard("secret:*", &[Operation::Subscribe])
 //!     }
 //!
@@ -30,12 +30,12 @@
 //!             "hello" => Ok(reply(json!({"hello": context["name"]}))),
 //!             "shout" => {
 //!                 let channel = context["channel"].as_str();
-//!                 let channel = channel.ok_or_else(|| error("BAD_REQUEST", "no channel"))?;
+//!                 let channel = channel.ok_or_else(|| error(ErrorCode::BadRequest, "no channel"))?;
 //!                 let shout = json!({"type": "shout", "text": context["text"]});
 //!                 let delivered = notify_channels(&[channel], &shout)?;
 //!                 Ok(reply(json!({"delivered": delivered})))
 //!             }
-//!             other => Err(error("NOT_FOUND", other)),
+//!             other => Err(error(ErrorCode::NotFound, other)),
 //!         }
 //!     }
 //!
@@ -77,7 +77,8 @@ pub mod bindings {
 /// wrappers for `serde_json::Value` versions).
 pub use bindings::switchboard::plugin::host;
 pub use bindings::switchboard::plugin::types::{
-    ChannelMessage, GuardDecl, GuardRequest, Identity, Level, Manifest, Operation, PluginError,
+    ChannelMessage, ErrorCode, GuardDecl, GuardRequest, Identity, Level, Manifest, Operation,
+    PluginError,
     PresenceEvent, PresenceKind, SocketOpen, Transport, Transports, Verdict, WalkerDecl,
     WalkerReply, WalkerRequest,
 };
@@ -93,13 +94,14 @@ pub trait Plugin {
     ///
     /// The host may run later calls — for any user — on the same instance,
     /// so statics can outlive a call: keep per-user state in the host's
-    /// store or kv.
+    /// store or kv. Host calls made from here act as the calling client
+    /// (its roles, guards and protected fields apply).
     ///
     /// # Errors
     /// Whatever the walker reports; the client sees it as an error frame.
     fn walker(request: WalkerRequest) -> Result<WalkerReply, PluginError> {
         Err(helpers::error(
-            "NOT_FOUND",
+            ErrorCode::NotFound,
             &format!("walker `{}` is not implemented", request.walker),
         ))
     }

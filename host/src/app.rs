@@ -14,10 +14,12 @@ use tokio_util::task::TaskTracker;
 
 use crate::auth::{AuthError, Authenticator};
 use crate::bus::Bus;
-use crate::config::{Config, DEV_SECRET};
+use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::plugins::{EngineError, HostEnv, Plugins};
+use crate::policy::{Guards, Policy};
 use crate::resources::Resources;
+use crate::session::UserTopic;
 use crate::store::{Store, StoreError};
 
 /// Why the server could not start.
@@ -69,7 +71,7 @@ pub struct App {
     /// Configured resources over the store.
     pub resources: Arc<Resources>,
     /// Daptin's user-created topics, by name.
-    pub topics: parking_lot::Mutex<std::collections::BTreeMap<String, serde_json::Value>>,
+    pub topics: parking_lot::Mutex<std::collections::BTreeMap<String, UserTopic>>,
 }
 
 impl App {
@@ -79,11 +81,7 @@ impl App {
     /// An unusable auth configuration.
     pub fn new(config: Config) -> Result<Arc<Self>, StartError> {
         config.validate()?;
-        if config.auth.jwt_secret == DEV_SECRET {
-            tracing::warn!(
-                "using the built-in development JWT secret; set auth.jwt_secret for production"
-            );
-        }
+        let hs256_secret = crate::auth::secret::hs256_secret(&config)?;
         let metrics = Arc::new(Metrics::default());
         let bus = Arc::new(Bus::new(metrics.clone()));
         let store = Arc::new(Store::open(
@@ -91,15 +89,18 @@ impl App {
             config.store.max_record_bytes,
             config.store.change_log_retention,
         )?);
-        let resources = Arc::new(Resources::new(store, config.resources.clone(), bus.clone()));
+        let policy = Arc::new(Policy::new(config.resources.clone(), &config.auth));
+        let resources = Arc::new(Resources::new(store, policy.clone(), bus.clone()));
         let env = Arc::new(HostEnv {
             bus: bus.clone(),
             kv: Default::default(),
-            store: Some(resources.clone()),
+            resources: resources.clone(),
         });
         let plugins = Plugins::new(config.plugins.clone(), env, metrics.clone())?;
+        let guards: std::sync::Weak<dyn Guards> = Arc::downgrade(&plugins) as _;
+        policy.set_guards(guards);
         Ok(Arc::new(Self {
-            auth: Authenticator::new(&config.auth)?,
+            auth: Authenticator::new(&config.auth, hs256_secret.as_deref())?,
             bus,
             plugins,
             resources,

@@ -36,7 +36,8 @@ enum Command {
         #[arg(long)]
         plugins: Option<PathBuf>,
     },
-    /// Print a signed HS256 development token.
+    /// Print an HS256 token signed with the server's secret (the configured
+    /// `auth.jwt_secret`, or the one generated under the data directory).
     Token {
         /// The user id (`sub` claim).
         #[arg(long)]
@@ -122,13 +123,12 @@ async fn run(setup: impl FnOnce(&crate::app::App)) -> anyhow::Result<()> {
             claims,
         } => {
             let extra: Map<String, Value> = claims.into_iter().collect();
-            let token = crate::auth::mint_token(
-                &config.auth.jwt_secret,
-                &sub,
-                role.as_deref(),
-                ttl,
-                extra,
-            )?;
+            let secret = crate::auth::secret::hs256_secret(&config)?.ok_or_else(|| {
+                anyhow::anyhow!(
+                    "this server verifies RS256 tokens only (auth.jwt_public_key_*): mint tokens with your identity provider"
+                )
+            })?;
+            let token = crate::auth::mint_token(&secret, &sub, role.as_deref(), ttl, extra)?;
             println!("{token}");
         }
     }

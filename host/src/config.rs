@@ -13,10 +13,6 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
-/// The secret used when none is configured. Good for trying things out only,
-/// which is why the server logs a warning when it is in use.
-pub const DEV_SECRET: &str = "switchboard-dev-secret-change-me";
-
 /// Why the configuration could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -128,8 +124,14 @@ impl Limits {
 pub struct AuthConfig {
     /// Refuse anonymous clients.
     pub required: bool,
-    /// HS256 secret; tokens signed with it are accepted.
-    pub jwt_secret: String,
+    /// HS256 secret; tokens signed with it are accepted. With no secret and
+    /// no public key configured, a random one is generated on first start
+    /// and kept in `secret_file` (there is no built-in default: a secret
+    /// written in the source would let anyone mint tokens).
+    pub jwt_secret: Option<String>,
+    /// Where the generated HS256 secret lives (mode 0600); default:
+    /// `jwt-secret` beside the store file.
+    pub secret_file: Option<PathBuf>,
     /// RS256 public key (PEM text); tokens signed with the matching private key are accepted.
     pub jwt_public_key_pem: Option<String>,
     /// File holding the RS256 public key, read at start-up.
@@ -140,19 +142,43 @@ pub struct AuthConfig {
     pub audience: Option<String>,
     /// API keys: key → identity.
     pub api_keys: BTreeMap<String, ApiKeyIdentity>,
+    /// How long before a connection's token expires it is warned with a
+    /// `TOKEN_EXPIRED` error frame (it can then send a fresh token in-band;
+    /// otherwise it is closed at `exp`).
+    pub expiry_warning_ms: u64,
+    /// Origins whose pages may use the `token` cookie (WebSocket upgrades
+    /// and `POST /walker`). Empty: the server's own host only; `"*"`: any.
+    /// Tokens in the query or the Authorization header are not affected:
+    /// a cross-site page cannot make the browser add those.
+    pub allowed_origins: Vec<String>,
+    /// Whether anonymous clients may send to users and client ids directly
+    /// (guards decide for everyone else).
+    pub anonymous_send: bool,
 }
 
 impl Default for AuthConfig {
     fn default() -> Self {
         Self {
             required: false,
-            jwt_secret: DEV_SECRET.to_owned(),
+            jwt_secret: None,
+            secret_file: None,
             jwt_public_key_pem: None,
             jwt_public_key_file: None,
             issuer: None,
             audience: None,
             api_keys: BTreeMap::new(),
+            expiry_warning_ms: 60_000,
+            allowed_origins: Vec::new(),
+            anonymous_send: false,
         }
+    }
+}
+
+impl AuthConfig {
+    /// Whether the operator configured any JWT verification key.
+    pub fn has_jwt_key(&self) -> bool {
+        self.jwt_secret.as_deref().is_some_and(|s| !s.is_empty())
+            || self.jwt_public_key_pem.is_some()
     }
 }
 
@@ -214,7 +240,7 @@ impl Default for PluginsConfig {
     }
 }
 
-/// Limits for one plugin, overriding the defaults.
+/// Limits and rights for one plugin, overriding the defaults.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PluginLimits {
@@ -222,6 +248,12 @@ pub struct PluginLimits {
     pub timeout_ms: Option<u64>,
     /// Linear-memory cap.
     pub max_memory_bytes: Option<usize>,
+    /// Store calls act with full rights (no role lists, no guards, protected
+    /// fields readable) instead of as the calling client.
+    pub trusted_store: bool,
+    /// Bus calls (publish, notify, channel and presence calls) act with
+    /// full rights instead of as the calling client.
+    pub trusted_bus: bool,
 }
 
 /// Embedded storage.

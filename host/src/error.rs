@@ -1,5 +1,8 @@
 //! The error codes clients see. Every error a client can cause is one of
-//! these, sent as an `error` frame; the connection stays usable.
+//! these, sent as an `error` frame; the connection stays usable. Plugins
+//! report the same codes: the WIT's `error-code` enum mirrors this one case
+//! for case (`plugins::bindings` converts, and a unit test checks both
+//! directions), so no code is ever matched from a string.
 
 use std::fmt;
 
@@ -32,11 +35,15 @@ pub enum ErrorCode {
     Timeout,
     /// The record already exists.
     Conflict,
+    /// The connection's token expires soon (a warning) or has expired.
+    TokenExpired,
+    /// A backing service (store, cluster link) is down; retry later.
+    Unavailable,
 }
 
 impl ErrorCode {
     /// Every code, for metrics labels and docs.
-    pub const ALL: [ErrorCode; 13] = [
+    pub const ALL: [ErrorCode; 15] = [
         ErrorCode::InvalidJson,
         ErrorCode::UnknownMessageType,
         ErrorCode::BadRequest,
@@ -50,6 +57,8 @@ impl ErrorCode {
         ErrorCode::PluginError,
         ErrorCode::Timeout,
         ErrorCode::Conflict,
+        ErrorCode::TokenExpired,
+        ErrorCode::Unavailable,
     ];
 
     /// The code as sent on the wire.
@@ -68,6 +77,8 @@ impl ErrorCode {
             ErrorCode::PluginError => "PLUGIN_ERROR",
             ErrorCode::Timeout => "TIMEOUT",
             ErrorCode::Conflict => "CONFLICT",
+            ErrorCode::TokenExpired => "TOKEN_EXPIRED",
+            ErrorCode::Unavailable => "UNAVAILABLE",
         }
     }
 
@@ -75,7 +86,8 @@ impl ErrorCode {
     pub fn http_status(self) -> u16 {
         match self {
             ErrorCode::InvalidJson | ErrorCode::BadRequest | ErrorCode::UnknownMessageType => 400,
-            ErrorCode::Unauthorized => 401,
+            ErrorCode::Unauthorized | ErrorCode::TokenExpired => 401,
+            ErrorCode::Unavailable => 503,
             ErrorCode::Forbidden => 403,
             ErrorCode::ResourceNotFound | ErrorCode::NotFound => 404,
             ErrorCode::PayloadTooLarge => 413,

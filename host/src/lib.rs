@@ -12,12 +12,22 @@
 //! - [`bus`]: connections, channels, users, presence and non-blocking
 //!   delivery with per-dialect encoding caches.
 //! - [`plugins`]: wasmtime components: load, validate, hot reload,
-//!   sandboxed walker / guard / socket calls, and the `host` interface.
-//! - [`auth`]: JWT (HS256 / RS256) and API-key verification.
+//!   sandboxed walker / guard / socket calls, and the `host` interface
+//!   (whose every call acts as the plugin's caller).
+//! - [`resources`]: the configured collections over the [`store`]: reads,
+//!   writes, change events, replay.
+//! - [`policy`]: authorization — role lists, guards (through a trait the
+//!   plugins implement), protected fields — for every operation of every
+//!   dialect, scripted socket, HTTP call and plugin host call.
+//! - [`auth`]: JWT (HS256 / RS256) and API-key verification; the generated
+//!   HS256 secret when none is configured.
 //! - [`config`]: defaults, TOML file, `SWITCHBOARD_*` environment.
 //! - [`metrics`]: Prometheus counters.
 //! - [`app`]: shared state and the server's lifecycle; [`shutdown`]: signals.
-//! - [`error`]: the error codes clients see.
+//! - [`error`]: the error codes clients see (shared with the WIT).
+//!
+//! Dependencies run one way: gateway → session → protocol / plugins →
+//! resources → policy → bus / store / auth.
 //! - [`cli`]: the `switchboard` command line.
 
 pub mod app;
@@ -29,6 +39,7 @@ pub mod error;
 pub mod gateway;
 pub mod metrics;
 pub mod plugins;
+pub mod policy;
 pub mod protocol;
 pub mod resources;
 pub mod session;

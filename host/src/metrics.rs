@@ -29,8 +29,6 @@ pub struct Metrics {
     pub plugin_calls: Family<Labels, Counter>,
     /// Plugin loads, by file and outcome (loaded, failed, removed).
     pub plugin_loads: Family<Labels, Counter>,
-    /// Store writes committed.
-    pub store_writes: Counter,
 }
 
 impl Default for Metrics {
@@ -45,7 +43,6 @@ impl Default for Metrics {
             disconnects: Family::default(),
             plugin_calls: Family::default(),
             plugin_loads: Family::default(),
-            store_writes: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -87,11 +84,6 @@ impl Default for Metrics {
             "switchboard_plugin_loads",
             "Plugin file loads, by file and outcome",
             m.plugin_loads.clone(),
-        );
-        registry.register(
-            "switchboard_store_writes",
-            "Store writes committed",
-            m.store_writes.clone(),
         );
         Metrics { registry, ..m }
     }

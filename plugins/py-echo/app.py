@@ -1,7 +1,7 @@
 """py-echo: a Switchboard plugin in Python, built with componentize-py.
 
 Walker `py_echo` returns {"echo": <context>, "lang": "python"} and reports
-it once. The other interfaces are exported as no-ops because the world
+it once; anyone may call it (`anonymous=True`, jac-cloud's `auth: False`). The other interfaces are exported as no-ops because the world
 requires them; the manifest tells the host to use only the walker.
 """
 
@@ -13,7 +13,7 @@ from wit_world.imports import types
 
 class Meta(exports.Meta):
     def describe(self) -> types.Manifest:
-        walker = types.WalkerDecl("py_echo", types.Transports.WS | types.Transports.HTTP)
+        walker = types.WalkerDecl("py_echo", types.Transports.WS | types.Transports.HTTP, True)
         return types.Manifest("py-echo", "1.0.0", [walker], [], [])
 
 

@@ -77,7 +77,8 @@ async fn targeted_sends_reach_users_clients_and_channels() {
     let (mut a1, _) = connect_native(server.addr, &format!("?token={alice}")).await;
     let (mut a2, _) = connect_native(server.addr, &format!("?token={alice}")).await;
     let (mut bob, hello_bob) = connect_native(server.addr, "").await;
-    let (mut sender, _) = connect_native(server.addr, "").await;
+    let sam = token("sam", None, json!({}));
+    let (mut sender, _) = connect_native(server.addr, &format!("?token={sam}")).await;
     let (mut listener, _) = connect_native(server.addr, "").await;
     listener
         .request(json!({"type": "subscribe", "channel": "room"}), "s")

@@ -1,6 +1,7 @@
 //! End-to-end tests: one module per area, all over real sockets.
 
 mod auth;
+mod authz;
 mod channels;
 mod dialects;
 mod durability;
@@ -13,4 +14,5 @@ mod reload;
 mod resources;
 mod sandbox;
 mod sockets;
+mod tokens;
 mod walkers;

@@ -8,7 +8,9 @@ use serde_json::json;
 #[tokio::test]
 async fn join_leave_list_and_disconnect_events() {
     let server = start_default().await;
-    let (mut watcher, _) = connect_native(server.addr, "").await;
+    // Authenticated: it may message others, so it sees their client ids.
+    let w = token("watcher", None, json!({}));
+    let (mut watcher, _) = connect_native(server.addr, &format!("?token={w}")).await;
     watcher
         .request(json!({"type": "subscribe", "channel": "lobby"}), "s")
         .await;

@@ -22,11 +22,12 @@ async fn loops_memory_hogs_and_traps_fail_only_their_call() {
         "looper".into(),
         PluginLimits {
             timeout_ms: Some(300),
-            max_memory_bytes: None,
+            ..PluginLimits::default()
         },
     );
     let server = start(config).await;
-    let (mut c, _) = connect_native(server.addr, "").await;
+    let t = token("tester", None, json!({}));
+    let (mut c, _) = connect_native(server.addr, &format!("?token={t}")).await;
 
     let started = Instant::now();
     let spun = c
@@ -101,7 +102,8 @@ async fn a_looping_call_does_not_block_other_clients() {
     config.plugins.timeout_ms = 4000;
     let server = start(config).await;
     let (mut spinner, _) = connect_native(server.addr, "").await;
-    let (mut other, _) = connect_native(server.addr, "").await;
+    let t = token("tester", None, json!({}));
+    let (mut other, _) = connect_native(server.addr, &format!("?token={t}")).await;
     spinner
         .send(json!({"type": "walker", "walker": "spin", "requestId": "s"}))
         .await;

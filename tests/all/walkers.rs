@@ -13,7 +13,8 @@ async fn chat_server() -> (switchboard::Server, tempfile::TempDir) {
 #[tokio::test]
 async fn echo_walker_over_ws_and_http() {
     let (server, _dir) = chat_server().await;
-    let (mut c, _) = connect_native(server.addr, "").await;
+    let t = token("alice", None, json!({}));
+    let (mut c, _) = connect_native(server.addr, &format!("?token={t}")).await;
     let reply = c
         .request(
             json!({"type": "walker", "walker": "echo", "context": {"val": 1}}),
@@ -25,8 +26,14 @@ async fn echo_walker_over_ws_and_http() {
     assert_eq!(reply["returns"], json!({"val": 1}));
     assert_eq!(reply["reports"], json!([{"val": 1}]));
 
-    let (status, body) =
-        http_request(server.addr, "POST", "/walker/echo", None, r#"{"val":2}"#).await;
+    let (status, body) = http_request(
+        server.addr,
+        "POST",
+        "/walker/echo",
+        Some(&t),
+        r#"{"val":2}"#,
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     let body: Value = serde_json::from_str(&body).expect("json");
     assert_eq!(body["returns"], json!({"val": 2}));
@@ -34,7 +41,7 @@ async fn echo_walker_over_ws_and_http() {
     let (status, body) = http_request(server.addr, "POST", "/walker/nope", None, "{}").await;
     assert_eq!(status, 404);
     assert!(body.contains("NOT_FOUND"), "{body}");
-    let (status, body) = http_request(server.addr, "POST", "/walker/echo", None, "[1]").await;
+    let (status, body) = http_request(server.addr, "POST", "/walker/echo", Some(&t), "[1]").await;
     assert_eq!(status, 400);
     assert!(body.contains("INVALID_JSON"), "{body}");
 }
@@ -60,7 +67,8 @@ async fn whoami_sees_the_verified_identity() {
 async fn walkers_notify_channels_users_clients_and_self() {
     let (server, _dir) = chat_server().await;
     let bob_token = token("bob", None, json!({}));
-    let (mut caller, _) = connect_native(server.addr, "").await;
+    let carol = token("carol", None, json!({}));
+    let (mut caller, _) = connect_native(server.addr, &format!("?token={carol}")).await;
     let (mut room, _) = connect_native(server.addr, "").await;
     let (mut bob, bob_hello) = connect_native(server.addr, &format!("?token={bob_token}")).await;
     room.request(json!({"type": "subscribe", "channel": "room1"}), "s")
@@ -139,7 +147,8 @@ async fn walkers_write_resources_and_their_writes_emit_events() {
     watcher
         .request(json!({"type": "subscribe", "resource": "messages"}), "s")
         .await;
-    let (mut c, _) = connect_native(server.addr, "").await;
+    let t = token("writer", None, json!({}));
+    let (mut c, _) = connect_native(server.addr, &format!("?token={t}")).await;
     let reply = c
         .request(
             json!({"type": "walker", "walker": "save_message", "context": {"id": "w1", "text": "from wasm", "secret": "x"}}),
@@ -171,9 +180,8 @@ async fn walkers_write_resources_and_their_writes_emit_events() {
             "d",
         )
         .await;
-    assert_eq!(dup["code"], "PLUGIN_ERROR");
-    assert!(
-        dup["message"].as_str().unwrap_or("").contains("CONFLICT"),
-        "{dup}"
+    assert_eq!(
+        dup["code"], "CONFLICT",
+        "the store's code reaches the client: {dup}"
     );
 }

@@ -80,6 +80,11 @@ pub fn start_switchboard(dir: &Path, toml: &str) -> ServerProcess {
         .args(["serve", "--config"])
         .arg(&config)
         .env("RUST_LOG", "error")
+        // The secret benchmark clients mint their tokens with.
+        .env(
+            "SWITCHBOARD_AUTH__JWT_SECRET",
+            integration_tests::TEST_SECRET,
+        )
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

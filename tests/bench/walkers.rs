@@ -25,9 +25,15 @@ async fn measure(
 ) -> Sample {
     let mut tasks = Vec::new();
     let deadline = Instant::now() + duration;
+    // Walkers serve authenticated callers (jac-cloud's default).
+    let path = format!(
+        "/ws?token={}",
+        integration_tests::token("bench", None, json!({}))
+    );
     for k in 0..clients {
+        let path = path.clone();
         tasks.push(tokio::spawn(async move {
-            let mut ws = connect_from(addr, source(k), "/ws").await;
+            let mut ws = connect_from(addr, source(k), &path).await;
             let mut latencies = Vec::new();
             let mut n = 0u64;
             while Instant::now() < deadline {

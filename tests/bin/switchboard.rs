@@ -8,9 +8,11 @@ use switchboard::plugins::WalkerOutcome;
 
 fn main() -> std::process::ExitCode {
     switchboard::cli::main_with(|app| {
+        // Authenticated callers only, like the chat plugin's `echo`.
         app.plugins.register_native(
             "native_echo",
-            Arc::new(|context, _identity| {
+            false,
+            Arc::new(|context: &serde_json::Value, _identity| {
                 Ok(WalkerOutcome {
                     status: 200,
                     reports: vec![context.clone()],

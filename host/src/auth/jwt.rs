@@ -11,14 +11,16 @@ use serde_json::{Map, Value};
 use super::AuthError;
 use crate::config::AuthConfig;
 
-/// Checks signatures and the registered claims.
+/// Checks signatures and the registered claims. Each algorithm is there
+/// only when the operator configured (or the server generated) its key: an
+/// RS256-only server refuses every HS256 token.
 pub(super) struct JwtVerifier {
-    hs256: (DecodingKey, Validation),
+    hs256: Option<(DecodingKey, Validation)>,
     rs256: Option<(DecodingKey, Validation)>,
 }
 
 impl JwtVerifier {
-    pub(super) fn new(config: &AuthConfig) -> Result<Self, AuthError> {
+    pub(super) fn new(config: &AuthConfig, hs256_secret: Option<&str>) -> Result<Self, AuthError> {
         let rs256 = match &config.jwt_public_key_pem {
             Some(pem) => Some((
                 DecodingKey::from_rsa_pem(pem.as_bytes())
@@ -28,10 +30,12 @@ impl JwtVerifier {
             None => None,
         };
         Ok(Self {
-            hs256: (
-                DecodingKey::from_secret(config.jwt_secret.as_bytes()),
-                validation(Algorithm::HS256, config),
-            ),
+            hs256: hs256_secret.map(|secret| {
+                (
+                    DecodingKey::from_secret(secret.as_bytes()),
+                    validation(Algorithm::HS256, config),
+                )
+            }),
             rs256,
         })
     }
@@ -42,17 +46,20 @@ impl JwtVerifier {
         // the algorithm, so a token cannot choose a weaker one (or `none`,
         // which `decode_header` already refuses to parse).
         let header = decode_header(token).map_err(|e| AuthError::Invalid(e.to_string()))?;
-        let (key, validation) = match header.alg {
-            Algorithm::HS256 => (&self.hs256.0, &self.hs256.1),
-            Algorithm::RS256 => match &self.rs256 {
-                Some((key, validation)) => (key, validation),
-                None => {
-                    return Err(AuthError::Algorithm(
-                        "RS256 (no public key configured)".into(),
-                    ))
-                }
-            },
-            other => return Err(AuthError::Algorithm(format!("{other:?}"))),
+        let (key, validation) = match (header.alg, &self.hs256, &self.rs256) {
+            (Algorithm::HS256, Some((key, validation)), _)
+            | (Algorithm::RS256, _, Some((key, validation))) => (key, validation),
+            (Algorithm::HS256, None, _) => {
+                return Err(AuthError::Algorithm(
+                    "HS256 (this server verifies RS256 only)".into(),
+                ))
+            }
+            (Algorithm::RS256, _, None) => {
+                return Err(AuthError::Algorithm(
+                    "RS256 (no public key configured)".into(),
+                ))
+            }
+            (other, _, _) => return Err(AuthError::Algorithm(format!("{other:?}"))),
         };
         decode::<Map<String, Value>>(token, key, validation)
             .map(|data| data.claims)
@@ -68,12 +75,18 @@ fn validation(alg: Algorithm, config: &AuthConfig) -> Validation {
     validation.validate_exp = true;
     validation.validate_nbf = true;
     validation.leeway = 5;
+    // A configured audience or issuer is demanded, not only compared: a
+    // token without the claim is refused.
     match &config.audience {
-        Some(aud) => validation.set_audience(&[aud]),
+        Some(aud) => {
+            validation.set_audience(&[aud]);
+            validation.required_spec_claims.insert("aud".into());
+        }
         None => validation.validate_aud = false,
     }
     if let Some(iss) = &config.issuer {
         validation.set_issuer(&[iss]);
+        validation.required_spec_claims.insert("iss".into());
     }
     validation
 }

@@ -5,6 +5,7 @@
 //! [`Authenticator::verify`], so every path applies the same checks.
 
 mod jwt;
+pub mod secret;
 
 use std::collections::BTreeMap;
 
@@ -29,6 +30,14 @@ pub enum AuthError {
     /// The RS256 public key in the configuration does not parse.
     #[error("bad RS256 public key: {0}")]
     BadKey(String),
+    /// The generated HS256 secret's file cannot be read or written.
+    #[error("JWT secret file {}: {message}", path.display())]
+    Secret {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What went wrong.
+        message: String,
+    },
 }
 
 /// Who a connection is. Anonymous connections have no user id.
@@ -40,6 +49,9 @@ pub struct Identity {
     pub role: Option<String>,
     /// Every claim, for guards (`tenant`, `scopes`...).
     pub claims: Map<String, Value>,
+    /// When the token stops being valid (its `exp`, Unix milliseconds); an
+    /// open connection is closed then unless it sends a fresh token.
+    pub expires_at_ms: Option<u64>,
 }
 
 impl Identity {
@@ -80,10 +92,15 @@ impl Identity {
     fn from_claims(claims: Map<String, Value>) -> Self {
         let user_id = claims.get("sub").and_then(value_as_string);
         let role = claims.get("role").and_then(value_as_string);
+        let expires_at_ms = claims
+            .get("exp")
+            .and_then(Value::as_f64)
+            .map(|secs| (secs.max(0.0) * 1000.0) as u64);
         Self {
             user_id,
             role,
             claims,
+            expires_at_ms,
         }
     }
 
@@ -97,6 +114,7 @@ impl Identity {
             user_id: Some(key.id.clone()),
             role: key.role.clone(),
             claims,
+            expires_at_ms: None,
         }
     }
 }
@@ -117,14 +135,16 @@ pub struct Authenticator {
 }
 
 impl Authenticator {
-    /// Builds the verifier from configuration.
+    /// Builds the verifier from configuration; `hs256_secret` is the
+    /// resolved HS256 secret ([`secret::hs256_secret`]), none to refuse
+    /// HS256 tokens.
     ///
     /// # Errors
     /// The RS256 public key does not parse.
-    pub fn new(config: &AuthConfig) -> Result<Self, AuthError> {
+    pub fn new(config: &AuthConfig, hs256_secret: Option<&str>) -> Result<Self, AuthError> {
         Ok(Self {
             required: config.required,
-            jwt: jwt::JwtVerifier::new(config)?,
+            jwt: jwt::JwtVerifier::new(config, hs256_secret)?,
             api_keys: config.api_keys.clone(),
         })
     }
@@ -173,15 +193,17 @@ pub fn strip_bearer(token: &str) -> &str {
 mod tests {
     use super::*;
 
+    const SECRET: &str = "unit-test-secret";
+
     fn authenticator(config: AuthConfig) -> Authenticator {
-        Authenticator::new(&config).expect("valid config")
+        Authenticator::new(&config, Some(SECRET)).expect("valid config")
     }
 
     #[test]
     fn hs256_token_round_trips_with_extra_claims() {
         let config = AuthConfig::default();
         let token = mint_token(
-            &config.jwt_secret,
+            SECRET,
             "alice",
             Some("admin"),
             3600,
@@ -197,6 +219,44 @@ mod tests {
         assert_eq!(id.role.as_deref(), Some("admin"));
         assert_eq!(id.user_json()["tenant"], "acme");
         assert!(id.user_json().get("exp").is_none());
+        let exp = id.expires_at_ms.expect("exp read");
+        assert!(exp > crate::now_ms() + 3_500_000 && exp <= crate::now_ms() + 3_600_000);
+    }
+
+    #[test]
+    fn configured_audience_and_issuer_are_required() {
+        let config = AuthConfig {
+            audience: Some("sb".into()),
+            issuer: Some("https://iss".into()),
+            ..AuthConfig::default()
+        };
+        let auth = authenticator(config);
+        let with = |extra: Value| {
+            mint_token(
+                SECRET,
+                "a",
+                None,
+                60,
+                extra.as_object().cloned().unwrap_or_default(),
+            )
+            .expect("mint")
+        };
+        let both = with(serde_json::json!({"aud": "sb", "iss": "https://iss"}));
+        assert!(auth.verify(&both).is_ok());
+        for missing in [
+            with(serde_json::json!({"iss": "https://iss"})),
+            with(serde_json::json!({"aud": "sb"})),
+        ] {
+            let err = auth.verify(&missing).expect_err("refused");
+            assert!(err.to_string().contains("Missing required claim"), "{err}");
+        }
+    }
+
+    #[test]
+    fn without_a_secret_hs256_is_refused() {
+        let auth = Authenticator::new(&AuthConfig::default(), None).expect("config");
+        let token = mint_token(SECRET, "a", Some("admin"), 60, Map::new()).expect("mint");
+        assert!(matches!(auth.verify(&token), Err(AuthError::Algorithm(_))));
     }
 
     #[test]

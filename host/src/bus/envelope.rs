@@ -41,7 +41,9 @@ impl PresenceKind {
 /// One member of a channel's presence list.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Member {
-    /// The member's connection.
+    /// Its public id (stable per connection, not addressable).
+    pub member_id: Arc<str>,
+    /// The member's connection; shown only to those who may message it.
     pub client_id: Arc<str>,
     /// Its user, when authenticated.
     pub user_id: Option<String>,
@@ -64,6 +66,17 @@ pub struct Change {
     pub seq: u64,
     /// Unix milliseconds.
     pub timestamp: u64,
+}
+
+impl Member {
+    /// The member without its connection id, for watchers who may not
+    /// message other connections (an id is only good for that).
+    pub fn redacted(&self) -> Self {
+        Self {
+            client_id: Arc::from(""),
+            ..self.clone()
+        }
+    }
 }
 
 /// Something delivered to clients.

@@ -104,6 +104,36 @@ impl Filter {
         }
     }
 
+    /// Both must match, every test of each kept: how the filters of
+    /// several guards combine (unlike [`Filter::and`], neither side may
+    /// replace the other's test, or one guard could widen another).
+    pub fn both(a: Option<Self>, b: Option<Self>) -> Option<Self> {
+        match (a, b) {
+            (None, x) | (x, None) => x,
+            (Some(a), Some(b)) => {
+                let rows = a
+                    .rows
+                    .iter()
+                    .flat_map(|ar| {
+                        b.rows
+                            .iter()
+                            .map(move |br| ar.iter().chain(br).cloned().collect())
+                    })
+                    .collect();
+                let source = serde_json::json!({"all": [a.source, b.source]});
+                Some(Self { rows, source })
+            }
+        }
+    }
+
+    /// Every column path the filter tests.
+    pub fn columns(&self) -> impl Iterator<Item = &str> {
+        self.rows
+            .iter()
+            .flatten()
+            .map(|(column, _)| column.as_str())
+    }
+
     /// Either may match (several rtbdp subscriptions on one table).
     pub fn or(a: Option<Self>, b: Option<Self>) -> Option<Self> {
         match (a, b) {
@@ -290,6 +320,16 @@ mod tests {
         let both = Filter::and(or_client, g).unwrap();
         assert!(both.matches(&json!({"tenant": "acme", "x": 2})));
         assert!(!both.matches(&json!({"tenant": "other", "x": 2})));
+    }
+
+    #[test]
+    fn both_keeps_every_guard_test() {
+        let a = Filter::from_value(&json!({"tenant": "acme"})).unwrap();
+        let b = Filter::from_value(&json!({"tenant": "globex"})).unwrap();
+        let both = Filter::both(a, b).unwrap();
+        assert!(!both.matches(&json!({"tenant": "acme"})));
+        assert!(!both.matches(&json!({"tenant": "globex"})));
+        assert_eq!(both.columns().collect::<Vec<_>>(), ["tenant", "tenant"]);
     }
 
     #[test]

@@ -13,7 +13,6 @@ mod presence;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, OnceLock};
 
-use axum::extract::ws::Utf8Bytes;
 use parking_lot::RwLock;
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -27,16 +26,11 @@ use crate::metrics::Metrics;
 /// Close code sent to slow consumers (1013: try again later).
 pub const CLOSE_SLOW_CONSUMER: u16 = 1013;
 
-/// What a session's writer takes off its queue.
-#[derive(Debug, Clone)]
-pub enum Outbound {
-    /// A shared event, encoded for the session's dialect.
-    Event(Arc<Envelope>),
-    /// A frame already encoded for this one client. Boxed: it is rare, and
-    /// keeping the enum two words small shrinks every client's queue
-    /// (whose first block of slots is allocated up front).
-    Frame(Box<Utf8Bytes>),
-}
+/// What a session's writer takes off its queue: a shared event, encoded
+/// for the session's dialect when it is written. One pointer, so every
+/// client's queue (whose first block of slots is allocated up front) stays
+/// small.
+pub type Outbound = Arc<Envelope>;
 
 /// Event-mask bits: which events a subscription takes.
 pub const OP_INSERT: u8 = 1;
@@ -63,6 +57,32 @@ fn op_bit(event: &Event) -> u8 {
     match event {
         Event::Change(c) => op_mask(c.op).unwrap_or(OP_OTHER),
         _ => OP_OTHER,
+    }
+}
+
+/// What a subscription or a publish addresses. Client-named channels and
+/// resources' change streams are separate namespaces: no name a client
+/// chooses (a native channel, a jac `channel_id`, a Daptin `topicName`, a
+/// scripted socket's channel) can address a resource's stream, however it
+/// is spelled.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Topic {
+    /// A pub/sub channel.
+    Channel(String),
+    /// A resource's change events (and, as in s3db.js, publishes to a
+    /// channel of the resource's name).
+    Resource(String),
+}
+
+impl Topic {
+    /// A channel topic.
+    pub fn channel(name: &str) -> Self {
+        Topic::Channel(name.to_owned())
+    }
+
+    /// A resource's stream.
+    pub fn resource(name: &str) -> Self {
+        Topic::Resource(name.to_owned())
     }
 }
 
@@ -115,15 +135,15 @@ struct ClientEntry {
     tx: mpsc::Sender<Outbound>,
     user_id: Option<String>,
     kill: Arc<Kill>,
-    channels: HashSet<String>,
+    channels: HashSet<Topic>,
     presence: HashSet<String>,
 }
 
 #[derive(Default)]
 struct State {
     clients: HashMap<Arc<str>, ClientEntry>,
-    /// channel → subscriber → its filter (client's AND guard's).
-    channels: HashMap<String, HashMap<Arc<str>, Subscription>>,
+    /// topic → subscriber → its filter (client's AND guard's).
+    channels: HashMap<Topic, HashMap<Arc<str>, Subscription>>,
     users: HashMap<String, HashSet<Arc<str>>>,
     presence: HashMap<String, Vec<Member>>,
 }
@@ -201,32 +221,81 @@ impl Bus {
         }
     }
 
-    /// Changes the user a connection acts as, keeping its subscriptions.
-    pub fn set_user(&self, id: &str, user_id: Option<String>) {
-        let mut state = self.state.write();
-        let state = &mut *state;
-        let Some(entry) = state.clients.get_mut(id) else {
-            return;
+    /// Changes who a connection acts as in one step: its user, and its
+    /// subscriptions as re-authorized for the new identity (`Some` replaces
+    /// one, `None` drops it), and the presence lists it may no longer be
+    /// on. Done under one lock, so every event is delivered under either
+    /// the old rights or the new ones, never a mix. Leaves are announced.
+    pub fn reauthorize(
+        &self,
+        id: &str,
+        user_id: Option<String>,
+        updates: Vec<(Topic, Option<Subscription>)>,
+        leave: &[String],
+    ) {
+        let left = {
+            let mut state = self.state.write();
+            let state = &mut *state;
+            let Some(entry) = state.clients.get_mut(id) else {
+                return;
+            };
+            let key = entry.id.clone();
+            if let Some(old) = entry.user_id.take() {
+                remove_user_client(&mut state.users, &old, id);
+            }
+            if let Some(new) = &user_id {
+                state
+                    .users
+                    .entry(new.clone())
+                    .or_default()
+                    .insert(key.clone());
+            }
+            entry.user_id = user_id.clone();
+            for (topic, sub) in updates {
+                match sub {
+                    Some(sub) => {
+                        entry.channels.insert(topic.clone());
+                        state
+                            .channels
+                            .entry(topic)
+                            .or_default()
+                            .insert(key.clone(), sub);
+                    }
+                    None => {
+                        if entry.channels.remove(&topic) {
+                            remove_subscriber(&mut state.channels, &topic, id);
+                        }
+                    }
+                }
+            }
+            for channel in leave {
+                entry.presence.remove(channel);
+            }
+            for channel in &entry.presence {
+                if let Some(member) = state
+                    .presence
+                    .get_mut(channel)
+                    .and_then(|list| list.iter_mut().find(|m| &*m.client_id == id))
+                {
+                    member.user_id = user_id.clone();
+                }
+            }
+            leave
+                .iter()
+                .filter_map(|channel| presence::remove(&mut state.presence, channel, id))
+                .collect::<Vec<_>>()
         };
-        if let Some(old) = entry.user_id.take() {
-            remove_user_client(&mut state.users, &old, id);
+        for (channel, member) in left {
+            self.announce_presence(channel, PresenceKind::Leave, member);
         }
-        if let Some(new) = &user_id {
-            state
-                .users
-                .entry(new.clone())
-                .or_default()
-                .insert(entry.id.clone());
-        }
-        entry.user_id = user_id;
     }
 
-    /// Subscribes a connection to a channel (replacing its filter if it was
+    /// Subscribes a connection to a topic (replacing its filter if it was
     /// subscribed already). Returns false for an unknown connection.
-    pub fn subscribe(&self, id: &str, channel: &str, filter: Option<Filter>) -> bool {
+    pub fn subscribe(&self, id: &str, topic: &Topic, filter: Option<Filter>) -> bool {
         self.subscribe_ops(
             id,
-            channel,
+            topic,
             Subscription {
                 filter,
                 ops: OPS_ALL,
@@ -235,53 +304,74 @@ impl Bus {
     }
 
     /// Subscribes with an event mask (resource subscriptions' `events`).
-    pub fn subscribe_ops(&self, id: &str, channel: &str, sub: Subscription) -> bool {
+    pub fn subscribe_ops(&self, id: &str, topic: &Topic, sub: Subscription) -> bool {
         let mut state = self.state.write();
         let Some(entry) = state.clients.get_mut(id) else {
             return false;
         };
         let key = entry.id.clone();
-        entry.channels.insert(channel.to_owned());
+        entry.channels.insert(topic.clone());
         state
             .channels
-            .entry(channel.to_owned())
+            .entry(topic.clone())
             .or_default()
             .insert(key, sub);
         true
     }
 
     /// Unsubscribes; returns whether the connection was subscribed.
-    pub fn unsubscribe(&self, id: &str, channel: &str) -> bool {
+    pub fn unsubscribe(&self, id: &str, topic: &Topic) -> bool {
         let mut state = self.state.write();
         let was = state
             .clients
             .get_mut(id)
-            .is_some_and(|e| e.channels.remove(channel));
+            .is_some_and(|e| e.channels.remove(topic));
         if was {
-            remove_subscriber(&mut state.channels, channel, id);
+            remove_subscriber(&mut state.channels, topic, id);
         }
         was
     }
 
-    /// The channels a connection is subscribed to, sorted.
+    /// The channels (not resource streams) a connection is subscribed to,
+    /// sorted.
     pub fn channels_of(&self, id: &str) -> Vec<String> {
         let state = self.state.read();
         let mut channels: Vec<String> = state
             .clients
             .get(id)
-            .map(|e| e.channels.iter().cloned().collect())
+            .map(|e| {
+                e.channels
+                    .iter()
+                    .filter_map(|t| match t {
+                        Topic::Channel(c) => Some(c.clone()),
+                        Topic::Resource(_) => None,
+                    })
+                    .collect()
+            })
             .unwrap_or_default();
         channels.sort();
         channels
     }
 
-    /// Delivers `event` to a channel's subscribers whose filter matches
+    /// The channels a connection is on the presence list of, sorted.
+    pub fn presence_of(&self, id: &str) -> Vec<String> {
+        let state = self.state.read();
+        let mut channels: Vec<String> = state
+            .clients
+            .get(id)
+            .map(|e| e.presence.iter().cloned().collect())
+            .unwrap_or_default();
+        channels.sort();
+        channels
+    }
+
+    /// Delivers `event` to a topic's subscribers whose filter matches
     /// `subject` (the payload or record the filter looks at). Returns how
     /// many it reached.
-    pub fn publish(&self, channel: &str, event: Event, subject: &Value) -> usize {
+    pub fn publish(&self, topic: &Topic, event: Event, subject: &Value) -> usize {
         let envelope = Envelope::new(event);
         let state = self.state.read();
-        let Some(subscribers) = state.channels.get(channel) else {
+        let Some(subscribers) = state.channels.get(topic) else {
             return 0;
         };
         let op = op_bit(&envelope.event);
@@ -289,7 +379,7 @@ impl Bus {
             .iter()
             .filter(|(_, sub)| sub.ops & op != 0)
             .filter(|(_, sub)| sub.filter.as_ref().is_none_or(|f| f.matches(subject)))
-            .filter(|(id, _)| self.deliver(&state, id, Outbound::Event(envelope.clone())))
+            .filter(|(id, _)| self.deliver(&state, id, envelope.clone()))
             .count()
     }
 
@@ -300,7 +390,7 @@ impl Bus {
         let unique: HashSet<&str> = ids.iter().map(AsRef::as_ref).collect();
         unique
             .into_iter()
-            .filter(|id| self.deliver(&state, id, Outbound::Event(envelope.clone())))
+            .filter(|id| self.deliver(&state, id, envelope.clone()))
             .count()
     }
 
@@ -316,14 +406,8 @@ impl Bus {
             .collect();
         targets
             .into_iter()
-            .filter(|id| self.deliver(&state, id, Outbound::Event(envelope.clone())))
+            .filter(|id| self.deliver(&state, id, envelope.clone()))
             .count()
-    }
-
-    /// Sends one client an already-encoded frame.
-    pub fn send_frame(&self, id: &str, frame: Utf8Bytes) -> bool {
-        let state = self.state.read();
-        self.deliver(&state, id, Outbound::Frame(Box::new(frame)))
     }
 
     /// Asks a connection to close.
@@ -336,12 +420,12 @@ impl Bus {
             .is_some()
     }
 
-    /// How many connections subscribe to a channel.
-    pub fn subscriber_count(&self, channel: &str) -> usize {
+    /// How many connections subscribe to a topic.
+    pub fn subscriber_count(&self, topic: &Topic) -> usize {
         self.state
             .read()
             .channels
-            .get(channel)
+            .get(topic)
             .map_or(0, HashMap::len)
     }
 
@@ -380,14 +464,14 @@ impl Bus {
 }
 
 fn remove_subscriber(
-    channels: &mut HashMap<String, HashMap<Arc<str>, Subscription>>,
-    channel: &str,
+    channels: &mut HashMap<Topic, HashMap<Arc<str>, Subscription>>,
+    topic: &Topic,
     id: &str,
 ) {
-    if let Some(subs) = channels.get_mut(channel) {
+    if let Some(subs) = channels.get_mut(topic) {
         subs.remove(id);
         if subs.is_empty() {
-            channels.remove(channel);
+            channels.remove(topic);
         }
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::{Bus, Event, Member, Outbound, PresenceKind};
+use super::{Bus, Event, Member, PresenceKind};
 use crate::bus::Envelope;
 
 impl Bus {
@@ -21,6 +21,7 @@ impl Bus {
             let entry = state.clients.get_mut(id)?;
             entry.presence.insert(channel.to_owned());
             let member = Member {
+                member_id: member_id(&entry.id),
                 client_id: entry.id.clone(),
                 user_id: entry.user_id.clone(),
                 info,
@@ -80,7 +81,7 @@ impl Bus {
         let state = self.state.read();
         let mut targets: HashSet<Arc<str>> = state
             .channels
-            .get(&channel)
+            .get(&super::Topic::Channel(channel.clone()))
             .map(|subs| subs.keys().cloned().collect())
             .unwrap_or_default();
         if let Some(members) = state.presence.get(&channel) {
@@ -96,9 +97,22 @@ impl Bus {
             member,
         });
         for id in targets {
-            self.deliver(&state, &id, Outbound::Event(envelope.clone()));
+            self.deliver(&state, &id, envelope.clone());
         }
     }
+}
+
+/// A member's public id: a one-way function of its connection id, so
+/// watchers can tell members apart (and match a leave to a join) without
+/// learning an id they could address messages to.
+fn member_id(client_id: &str) -> Arc<str> {
+    let digest = <sha2::Sha256 as sha2::Digest>::digest(format!("member:{client_id}").as_bytes());
+    digest
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect::<String>()
+        .into()
 }
 
 /// Removes `id` from `channel`'s list, dropping empty lists.

@@ -1,6 +1,7 @@
 //! HTTP entry points: websocket upgrades for each dialect, health, metrics.
 
 mod http;
+mod origin;
 mod walker;
 mod ws;
 

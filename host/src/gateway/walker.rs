@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 
 use crate::error::{ClientError, ErrorCode};
 use crate::plugins::Transport;
+use crate::policy::Actor;
 use crate::App;
 
 /// Calls a walker with the request body as context.
@@ -23,8 +24,13 @@ pub(super) async fn call(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let token = super::ws::token_from(&query, &headers);
-    let identity = match app.auth.authenticate(token.as_deref()) {
+    let token = super::origin::token_from(&query, &headers);
+    if let Err(reason) =
+        super::origin::check(&app.config.auth, &headers, token.as_ref().map(|t| t.1))
+    {
+        return error(&app, &ClientError::forbidden(reason));
+    }
+    let identity = match app.auth.authenticate(token.as_ref().map(|t| t.0.as_str())) {
         Ok(identity) => identity,
         Err(e) => {
             return error(
@@ -63,7 +69,12 @@ pub(super) async fn call(
     };
     match app
         .plugins
-        .call_walker(&name, &context, &identity, None, Transport::Http)
+        .call_walker(
+            &name,
+            &context,
+            &Actor::new(Arc::new(identity), None),
+            Transport::Http,
+        )
         .await
     {
         Ok(out) => {

@@ -5,13 +5,14 @@ use std::sync::Arc;
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, MethodRouter};
 
 use futures_util::future::BoxFuture;
 
 use crate::auth::Identity;
+use crate::policy::Actor;
 use crate::protocol::Dialect;
 use crate::session::{self, close_frame, CLOSE_POLICY};
 use crate::App;
@@ -57,9 +58,14 @@ fn accept(
         app.metrics.disconnect("connection_limit");
         return (StatusCode::SERVICE_UNAVAILABLE, "too many connections").into_response();
     };
-    let identity = app
-        .auth
-        .authenticate(token_from(&query, headers).as_deref());
+    let token = super::origin::token_from(&query, headers);
+    if let Err(reason) =
+        super::origin::check(&app.config.auth, headers, token.as_ref().map(|t| t.1))
+    {
+        app.metrics.disconnect("cross_site");
+        return (StatusCode::FORBIDDEN, format!("FORBIDDEN: {reason}")).into_response();
+    }
+    let identity = app.auth.authenticate(token.as_ref().map(|t| t.0.as_str()));
     let limits = &app.config.limits;
     let tracked = app.sessions.token();
     // Small socket buffers: tungstenite's defaults (128 KiB each) would cost
@@ -80,8 +86,11 @@ fn accept(
             // Boxed: a plugin call's state is large, and this future lives
             // as long as the connection; inline, every idle connection
             // would carry it.
-            if let Err(err) = Box::pin(connect_guard(&app, &path, &identity, &query)).await {
-                return refuse(socket, &app, &format!("FORBIDDEN: {err}")).await;
+            let actor = Actor::new(Arc::new(identity.clone()), None);
+            let allowed = Box::pin(app.resources.policy().connect(&actor, &path, &query)).await;
+            drop(actor);
+            if let Err(err) = allowed {
+                return refuse(socket, &app, &format!("FORBIDDEN: {}", err.message)).await;
             }
             serve(socket, app, identity, query).await;
         })
@@ -93,55 +102,6 @@ async fn refuse(mut socket: WebSocket, app: &App, reason: &str) {
     let _ = socket
         .send(Message::Close(Some(close_frame(CLOSE_POLICY, reason))))
         .await;
-}
-
-/// Asks the `connect` guards; the payload is the query string as an object
-/// (without the token).
-pub(crate) async fn connect_guard(
-    app: &App,
-    path: &str,
-    identity: &crate::auth::Identity,
-    query: &[(String, String)],
-) -> Result<(), crate::plugins::GuardError> {
-    let payload = serde_json::Value::Object(
-        query
-            .iter()
-            .filter(|(k, _)| k != "token")
-            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
-            .collect(),
-    );
-    app.plugins
-        .guard(
-            crate::plugins::Operation::Connect,
-            path,
-            identity,
-            None,
-            &payload,
-        )
-        .await
-        .map(|_| ())
-}
-
-/// The token from `?token=`, `Authorization: Bearer`, or a `token` cookie,
-/// in that order.
-pub(super) fn token_from(query: &[(String, String)], headers: &HeaderMap) -> Option<String> {
-    if let Some((_, token)) = query.iter().find(|(k, _)| k == "token") {
-        return Some(token.clone());
-    }
-    if let Some(value) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    {
-        return Some(crate::auth::strip_bearer(value).to_owned());
-    }
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(cookie::Cookie::split_parse)
-        .filter_map(Result::ok)
-        .find(|c| c.name() == "token")
-        .map(|c| c.value().to_owned())
 }
 
 /// Everything no route claims: a plugin's scripted socket, or 404.
@@ -170,7 +130,7 @@ pub(super) async fn scripted(
             let registration = app
                 .bus
                 .register(identity.user_id.clone(), app.config.limits.outbound_queue);
-            let handler = crate::plugins::socket::ScriptedSocket::new(
+            let handler = session::ScriptedSocket::new(
                 registration.id.clone(),
                 app.clone(),
                 plugin,

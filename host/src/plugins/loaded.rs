@@ -14,15 +14,16 @@ use super::bindings::types::{
     GuardRequest, Manifest, PluginError, Verdict, WalkerReply, WalkerRequest,
 };
 use super::bindings::PluginPre;
-use super::state::PluginState;
+use super::state::{PluginState, Rights};
 use super::warm::{Warm, WarmPool};
 use super::HostEnv;
+use crate::policy::Actor;
 
 /// Why a call into a plugin failed.
 #[derive(Debug, thiserror::Error)]
 pub enum CallError {
     /// The plugin returned an error as data.
-    #[error("{}: {}", .0.code, .0.message)]
+    #[error("{}: {}", crate::error::ErrorCode::from(.0.code), .0.message)]
     Plugin(PluginError),
     /// It ran past its deadline and was interrupted.
     #[error("plugin `{plugin}` exceeded its {ms} ms deadline")]
@@ -76,6 +77,8 @@ pub struct LoadedPlugin {
     pub timeout: Duration,
     /// Linear-memory cap per instance.
     pub max_memory: usize,
+    /// What its host calls may do beyond its caller's rights.
+    pub(crate) rights: Rights,
     pub(crate) engine: Engine,
     pub(crate) pre: PluginPre<PluginState>,
     /// Instances kept between calls.
@@ -83,16 +86,12 @@ pub struct LoadedPlugin {
 }
 
 impl LoadedPlugin {
-    /// A fresh store with this plugin's limits, acting for `conn`. At
+    /// A fresh store with this plugin's limits, acting for nobody yet. At
     /// every epoch tick a running call yields to the other tasks, and is
     /// interrupted once past its deadline: a looping plugin costs the
     /// async threads a tick at a time and fails its own call only.
-    pub(crate) fn new_store(
-        &self,
-        env: Arc<HostEnv>,
-        conn: Option<Arc<str>>,
-    ) -> Store<PluginState> {
-        let state = PluginState::new(env, self.name.clone(), conn, self.max_memory);
+    pub(crate) fn new_store(&self, env: Arc<HostEnv>) -> Store<PluginState> {
+        let state = PluginState::new(env, self.name.clone(), self.rights, self.max_memory);
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
         store.epoch_deadline_callback(|ctx| {
@@ -108,45 +107,55 @@ impl LoadedPlugin {
 
     /// Starts the deadline of the next call on `store`.
     pub(crate) fn arm_deadline(&self, store: &mut Store<PluginState>) {
-        store.data_mut().deadline = Instant::now() + self.timeout;
+        let state = store.data_mut();
+        state.deadline = Instant::now() + self.timeout;
+        state.limits.reset_refused();
         store.set_epoch_deadline(1);
     }
 
-    /// A warm instance, or a fresh one, acting for `conn`.
-    async fn checkout(&self, env: Arc<HostEnv>, conn: Option<Arc<str>>) -> Result<Warm, CallError> {
-        if let Some(mut warm) = self.warm.take() {
-            warm.store.data_mut().conn = conn;
-            self.arm_deadline(&mut warm.store);
-            return Ok(warm);
-        }
-        let mut store = self.new_store(env, conn);
-        let instance = self
-            .pre
-            .instantiate_async(&mut store)
-            .await
-            .map_err(|e| self.classify(e))?;
-        Ok(Warm::new(store, instance))
+    /// A warm instance, or a fresh one, acting for `caller` (as a guard's
+    /// call when `in_guard`).
+    async fn checkout(
+        &self,
+        env: Arc<HostEnv>,
+        caller: &Actor,
+        in_guard: bool,
+    ) -> Result<Warm, CallError> {
+        let mut warm = match self.warm.take() {
+            Some(warm) => warm,
+            None => {
+                let mut store = self.new_store(env);
+                let instance = self.pre.instantiate_async(&mut store).await;
+                let instance = instance.map_err(|e| self.classify(e, &store))?;
+                Warm::new(store, instance)
+            }
+        };
+        let state = warm.store.data_mut();
+        state.caller = caller.clone();
+        state.in_guard = in_guard;
+        self.arm_deadline(&mut warm.store);
+        Ok(warm)
     }
 
     /// Ends a call: the instance goes back to the pool only if it did not
     /// trap (a trapped instance is dropped with its store).
     fn checkin<R>(&self, warm: Warm, result: wasmtime::Result<R>) -> Result<R, CallError> {
-        let result = result.map_err(|e| self.classify(e))?;
+        let result = result.map_err(|e| self.classify(e, &warm.store))?;
         self.warm.give(warm);
         Ok(result)
     }
 
-    /// Calls a walker.
+    /// Calls a walker for `caller`.
     ///
     /// # Errors
     /// The plugin failed, trapped, timed out or ran out of memory.
     pub async fn call_walker(
         &self,
         env: Arc<HostEnv>,
-        conn: Option<Arc<str>>,
+        caller: &Actor,
         request: &WalkerRequest,
     ) -> Result<WalkerReply, CallError> {
-        let mut warm = self.checkout(env, conn).await?;
+        let mut warm = self.checkout(env, caller, false).await?;
         let result = warm
             .instance
             .switchboard_plugin_walker()
@@ -155,17 +164,17 @@ impl LoadedPlugin {
         self.checkin(warm, result)?.map_err(CallError::Plugin)
     }
 
-    /// Asks the guard.
+    /// Asks the guard about `caller`.
     ///
     /// # Errors
     /// The plugin trapped, timed out or ran out of memory.
     pub async fn check_guard(
         &self,
         env: Arc<HostEnv>,
-        conn: Option<Arc<str>>,
+        caller: &Actor,
         request: &GuardRequest,
     ) -> Result<Verdict, CallError> {
-        let mut warm = self.checkout(env, conn).await?;
+        let mut warm = self.checkout(env, caller, true).await?;
         let result = warm
             .instance
             .switchboard_plugin_guard()
@@ -174,8 +183,9 @@ impl LoadedPlugin {
         self.checkin(warm, result)
     }
 
-    /// Names what went wrong in a failed call.
-    pub(crate) fn classify(&self, err: wasmtime::Error) -> CallError {
+    /// Names what went wrong in a failed call on `store`: an interrupt is
+    /// the deadline; a growth the store's limiter refused is memory.
+    pub(crate) fn classify(&self, err: wasmtime::Error, store: &Store<PluginState>) -> CallError {
         let plugin = self.name.to_string();
         if matches!(
             err.downcast_ref::<wasmtime::Trap>(),
@@ -186,13 +196,13 @@ impl LoadedPlugin {
                 ms: self.timeout.as_millis(),
             };
         }
-        let text = format!("{err:#}");
-        if text.contains("growing memory") || text.contains("memory limit") {
+        if store.data().limits.refused() {
             return CallError::OutOfMemory {
                 plugin,
                 limit: self.max_memory,
             };
         }
+        let text = format!("{err:#}");
         CallError::Trap {
             plugin,
             message: text.lines().next().unwrap_or("trap").to_owned(),

@@ -11,7 +11,7 @@ use wasmtime::Engine;
 
 use super::bindings::PluginPre;
 use super::loaded::LoadedPlugin;
-use super::state::PluginState;
+use super::state::{PluginState, Rights};
 use super::warm::{Budget, WarmPool};
 use super::HostEnv;
 use crate::config::PluginsConfig;
@@ -96,11 +96,12 @@ pub(crate) fn load(
         },
         timeout: Duration::from_millis(config.timeout_ms),
         max_memory: config.max_memory_bytes,
+        rights: Rights::default(),
         engine: engine.clone(),
         pre,
         warm: WarmPool::new(budget.clone(), config.reuse_calls),
     };
-    let mut store = plugin.new_store(env.clone(), None);
+    let mut store = plugin.new_store(env.clone());
     // Loads run on a blocking thread (compiling is slow): drive the async
     // call from here.
     let described = tokio::runtime::Handle::current().block_on(async {
@@ -110,7 +111,8 @@ pub(crate) fn load(
             .call_describe(&mut store)
             .await
     });
-    let manifest = described.map_err(|e| LoadError::Manifest(plugin.classify(e).to_string()))?;
+    let manifest =
+        described.map_err(|e| LoadError::Manifest(plugin.classify(e, &store).to_string()))?;
     validate(&manifest)?;
     plugin.name = Arc::from(manifest.name.as_str());
     if let Some(o) = config.overrides.get(&manifest.name) {
@@ -120,6 +122,10 @@ pub(crate) fn load(
         if let Some(bytes) = o.max_memory_bytes {
             plugin.max_memory = bytes;
         }
+        plugin.rights = Rights {
+            store: o.trusted_store,
+            bus: o.trusted_bus,
+        };
     }
     plugin.manifest = manifest;
     Ok(plugin)

@@ -29,7 +29,7 @@ use serde_json::Value;
 use wasmtime::component::{Component, Linker};
 use wasmtime::Engine;
 
-pub use bindings::types::{Operation, PluginError, Transport};
+pub use bindings::types::{PluginError, Transport};
 pub use loaded::{CallError, LoadedPlugin};
 pub use loader::LoadError;
 pub use registry::Snapshot;
@@ -39,47 +39,20 @@ use crate::bus::Bus;
 use crate::config::PluginsConfig;
 use crate::error::{ClientError, ErrorCode};
 use crate::metrics::Metrics;
+use crate::policy::{Actor, GuardError, GuardOutcome, GuardQuery, Guards};
+use crate::resources::Resources;
 use state::PluginState;
 
-/// Storage as plugins see it (implemented by the store module).
-pub trait PluginStore: Send + Sync {
-    /// Reads a record.
-    ///
-    /// # Errors
-    /// Unknown resource.
-    fn get(&self, resource: &str, id: &str) -> Result<Option<Value>, PluginError>;
-    /// Lists records matching an equality filter.
-    ///
-    /// # Errors
-    /// Unknown resource or bad filter.
-    fn list(&self, resource: &str, filter: &Value, limit: usize)
-        -> Result<Vec<Value>, PluginError>;
-    /// Inserts a record, emitting an event.
-    ///
-    /// # Errors
-    /// Unknown resource or bad record.
-    fn insert(&self, resource: &str, record: Value) -> Result<Value, PluginError>;
-    /// Updates a record, emitting an event.
-    ///
-    /// # Errors
-    /// Unknown resource, missing record or bad patch.
-    fn update(&self, resource: &str, id: &str, patch: Value) -> Result<Value, PluginError>;
-    /// Deletes a record, emitting an event.
-    ///
-    /// # Errors
-    /// Unknown resource or missing record.
-    fn delete(&self, resource: &str, id: &str) -> Result<(), PluginError>;
-}
-
-/// What the host interface reaches.
+/// What the host interface reaches. Every call a plugin makes through it
+/// is checked by the policy as the plugin's caller (see `host.rs`).
 pub struct HostEnv {
     /// Delivery.
     pub bus: Arc<Bus>,
     /// The plugins' small key-value store: (plugin, key) → value. It lives
     /// in the host, so it outlives calls and reloads.
     pub kv: Mutex<HashMap<(String, String), String>>,
-    /// Resources, once a store is configured.
-    pub store: Option<Arc<dyn PluginStore>>,
+    /// Resources, and through them the policy.
+    pub resources: Arc<Resources>,
 }
 
 /// The plugin host.
@@ -97,9 +70,10 @@ pub struct Plugins {
     watcher: Mutex<Option<watcher::Watcher>>,
     /// Idle warm instances all plugin versions may hold together.
     warm_budget: Arc<warm::Budget>,
-    /// Walkers written in Rust by an embedding application; they answer
-    /// before plugins of the same name.
-    native: parking_lot::RwLock<HashMap<String, NativeWalker>>,
+    /// Walkers written in Rust by an embedding application (with whether
+    /// anonymous callers may call them); they answer before plugins of the
+    /// same name.
+    native: parking_lot::RwLock<HashMap<String, (NativeWalker, bool)>>,
 }
 
 /// A walker implemented in Rust inside the host (for applications that
@@ -264,45 +238,56 @@ impl Plugins {
         self.metrics.plugin_load(label, "failed");
     }
 
-    /// Registers a walker implemented in Rust.
-    pub fn register_native(&self, name: &str, walker: NativeWalker) {
-        self.native.write().insert(name.to_owned(), walker);
+    /// Registers a walker implemented in Rust; `anonymous` lets callers
+    /// without a token call it.
+    pub fn register_native(&self, name: &str, anonymous: bool, walker: NativeWalker) {
+        self.native
+            .write()
+            .insert(name.to_owned(), (walker, anonymous));
     }
 
-    /// Calls a walker for `identity` (over `transport`, for connection `conn`).
+    /// Calls a walker for `caller` over `transport`. Anonymous callers are
+    /// refused unless the walker's manifest entry lets them in (jac-cloud's
+    /// default: walkers need an authenticated caller).
     ///
     /// # Errors
-    /// No such walker (or not on this transport), or the call failed.
+    /// No such walker (or not on this transport), refused, or the call failed.
     pub async fn call_walker(
         &self,
         name: &str,
         context: &Value,
-        identity: &Identity,
-        conn: Option<Arc<str>>,
+        caller: &Actor,
         transport: Transport,
     ) -> Result<WalkerOutcome, WalkerError> {
         let native = self.native.read().get(name).cloned();
-        if let Some(walker) = native {
-            return walker(context, identity);
+        if let Some((walker, anonymous)) = native {
+            if !anonymous && caller.identity.is_anonymous() {
+                return Err(WalkerError::Anonymous);
+            }
+            return walker(context, &caller.identity);
         }
         let snapshot = self.snapshot();
-        let Some((plugin, transports)) = snapshot.walker(name).cloned() else {
+        let Some(entry) = snapshot.walker(name).cloned() else {
             return Err(WalkerError::NotFound);
         };
         let allowed = match transport {
-            Transport::Ws => transports.contains(bindings::types::Transports::WS),
-            Transport::Http => transports.contains(bindings::types::Transports::HTTP),
+            Transport::Ws => entry.transports.contains(bindings::types::Transports::WS),
+            Transport::Http => entry.transports.contains(bindings::types::Transports::HTTP),
         };
         if !allowed {
             return Err(WalkerError::WrongTransport);
         }
+        if !entry.anonymous && caller.identity.is_anonymous() {
+            return Err(WalkerError::Anonymous);
+        }
+        let plugin = entry.plugin;
         let request = bindings::types::WalkerRequest {
             walker: name.to_owned(),
             context: context.to_string(),
-            identity: wit_identity(identity, conn.as_deref()),
+            identity: wit_identity(caller),
             transport,
         };
-        let result = plugin.call_walker(self.env.clone(), conn, &request).await;
+        let result = plugin.call_walker(self.env.clone(), caller, &request).await;
         self.count(&plugin.name, &result);
         let reply = result.map_err(WalkerError::Call)?;
         let returns = reply
@@ -332,57 +317,70 @@ impl Plugins {
         self.metrics.plugin_call(plugin, outcome);
     }
 
-    /// Asks every guard covering `op` on `target`. The first deny wins;
-    /// filters combine (AND); patches merge in order.
+    /// Asks every guard covering the query's operation and target. The
+    /// first deny wins; filters combine (AND, every test kept); patches
+    /// merge in order.
     ///
     /// # Errors
     /// A guard denied, or failed (a failing guard denies: fail closed).
-    pub async fn guard(
-        &self,
-        op: Operation,
-        target: &str,
-        identity: &Identity,
-        conn: Option<Arc<str>>,
-        payload: &Value,
-    ) -> Result<GuardOutcome, GuardError> {
+    pub async fn guard(&self, query: GuardQuery<'_>) -> Result<GuardOutcome, GuardError> {
         let snapshot = self.snapshot();
         let mut outcome = GuardOutcome::default();
         if !snapshot.has_guards() {
             return Ok(outcome);
         }
-        let guards = snapshot.guards(op, target);
+        let op = query.op.into();
+        let guards = snapshot.guards(op, query.target);
         if guards.is_empty() {
             return Ok(outcome);
         }
         // Built once: every guard on this operation sees the same request.
         let request = bindings::types::GuardRequest {
             operation: op,
-            target: target.to_owned(),
-            identity: wit_identity(identity, conn.as_deref()),
-            payload: payload.to_string(),
+            target: query.target.to_owned(),
+            identity: wit_identity(query.actor),
+            payload: query.payload.to_string(),
         };
         for plugin in guards {
             let result = plugin
-                .check_guard(self.env.clone(), conn.clone(), &request)
+                .check_guard(self.env.clone(), query.actor, &request)
                 .await;
             self.count(&plugin.name, &result);
             match result.map_err(|e| GuardError::Failed(plugin.name.to_string(), e.to_string()))? {
                 bindings::types::Verdict::Allow => {}
                 bindings::types::Verdict::Deny(reason) => return Err(GuardError::Denied(reason)),
                 bindings::types::Verdict::Filter(f) => {
-                    let f = serde_json::from_str::<Value>(&f)
-                        .ok()
-                        .and_then(|v| crate::bus::Filter::from_value(&v).ok().flatten());
-                    outcome.filter = crate::bus::Filter::and(outcome.filter.take(), f);
+                    // A filter that does not parse would silently widen
+                    // what the caller sees: it fails closed instead.
+                    let filter = serde_json::from_str::<Value>(&f)
+                        .map_err(|e| e.to_string())
+                        .and_then(|v| crate::bus::Filter::from_value(&v))
+                        .map_err(|e| {
+                            GuardError::Failed(plugin.name.to_string(), format!("bad filter: {e}"))
+                        })?;
+                    outcome.filter = crate::bus::Filter::both(outcome.filter.take(), filter);
                 }
-                bindings::types::Verdict::Patch(p) => {
-                    if let Ok(Value::Object(p)) = serde_json::from_str::<Value>(&p) {
-                        outcome.patch.extend(p);
+                bindings::types::Verdict::Patch(p) => match serde_json::from_str::<Value>(&p) {
+                    Ok(Value::Object(p)) => outcome.patch.extend(p),
+                    _ => {
+                        return Err(GuardError::Failed(
+                            plugin.name.to_string(),
+                            "a patch must be a JSON object".into(),
+                        ))
                     }
-                }
+                },
             }
         }
         Ok(outcome)
+    }
+}
+
+impl Guards for Plugins {
+    fn check<'a>(
+        &'a self,
+        query: GuardQuery<'a>,
+    ) -> futures_util::future::BoxFuture<'a, Result<GuardOutcome, GuardError>> {
+        Box::pin(self.guard(query))
     }
 }
 
@@ -411,6 +409,9 @@ pub enum WalkerError {
     /// It is not served on this transport.
     #[error("walker is not served on this transport")]
     WrongTransport,
+    /// It needs an authenticated caller.
+    #[error("walker needs an authenticated caller")]
+    Anonymous,
     /// The call failed.
     #[error(transparent)]
     Call(CallError),
@@ -428,17 +429,14 @@ impl WalkerError {
                 ErrorCode::NotFound,
                 format!("walker `{name}` is not served on this transport"),
             ),
+            WalkerError::Anonymous => {
+                ClientError::forbidden(format!("walker `{name}` needs an authenticated caller"))
+            }
             WalkerError::Call(CallError::Plugin(e)) => {
-                let code = match e.code.as_str() {
-                    "FORBIDDEN" => ErrorCode::Forbidden,
-                    "NOT_FOUND" => ErrorCode::NotFound,
-                    "BAD_REQUEST" => ErrorCode::BadRequest,
-                    "UNAUTHORIZED" => ErrorCode::Unauthorized,
-                    _ => ErrorCode::PluginError,
-                };
+                let code = ErrorCode::from(e.code);
                 ClientError::new(
                     code,
-                    format!("walker `{name}` failed: {}: {}", e.code, e.message),
+                    format!("walker `{name}` failed: {code}: {}", e.message),
                 )
             }
             WalkerError::Call(e @ CallError::Timeout { .. }) => {
@@ -449,35 +447,10 @@ impl WalkerError {
     }
 }
 
-impl From<GuardError> for ClientError {
-    fn from(e: GuardError) -> Self {
-        ClientError::new(ErrorCode::Forbidden, e.to_string())
-    }
-}
-
-/// What the guards allowed, with conditions.
-#[derive(Debug, Default)]
-pub struct GuardOutcome {
-    /// Only what matches reaches the caller.
-    pub filter: Option<crate::bus::Filter>,
-    /// Fields to merge into the payload.
-    pub patch: serde_json::Map<String, Value>,
-}
-
-/// Why a guard refused.
-#[derive(Debug, thiserror::Error)]
-pub enum GuardError {
-    /// It said no.
-    #[error("{0}")]
-    Denied(String),
-    /// It failed, which counts as no.
-    #[error("guard `{0}` failed: {1}")]
-    Failed(String, String),
-}
-
-fn wit_identity(identity: &Identity, conn: Option<&str>) -> bindings::types::Identity {
+fn wit_identity(actor: &Actor) -> bindings::types::Identity {
+    let identity = &actor.identity;
     bindings::types::Identity {
-        client_id: conn.unwrap_or_default().to_owned(),
+        client_id: actor.conn.as_deref().unwrap_or_default().to_owned(),
         user_id: identity.user_id.clone(),
         role: identity.role.clone(),
         claims: Value::Object(identity.claims.clone()).to_string(),

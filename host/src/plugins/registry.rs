@@ -9,11 +9,22 @@ use std::sync::Arc;
 use super::bindings::types::{Operation, Transports};
 use super::loaded::LoadedPlugin;
 
+/// A walker as the registry serves it.
+#[derive(Clone)]
+pub struct WalkerEntry {
+    /// The plugin serving it.
+    pub plugin: Arc<LoadedPlugin>,
+    /// Where it may be called.
+    pub transports: Transports,
+    /// Whether callers without a token may call it.
+    pub anonymous: bool,
+}
+
 /// One consistent view of every loaded plugin, with lookup indexes.
 #[derive(Default, Clone)]
 pub struct Snapshot {
     files: BTreeMap<PathBuf, Arc<LoadedPlugin>>,
-    walkers: HashMap<String, (Arc<LoadedPlugin>, Transports)>,
+    walkers: HashMap<String, WalkerEntry>,
     sockets: HashMap<String, Arc<LoadedPlugin>>,
     guards: Vec<(String, Vec<Operation>, Arc<LoadedPlugin>)>,
 }
@@ -27,9 +38,12 @@ impl Snapshot {
         };
         for plugin in snapshot.files.values() {
             for walker in &plugin.manifest.walkers {
-                snapshot
-                    .walkers
-                    .insert(walker.name.clone(), (plugin.clone(), walker.transports));
+                let entry = WalkerEntry {
+                    plugin: plugin.clone(),
+                    transports: walker.transports,
+                    anonymous: walker.anonymous,
+                };
+                snapshot.walkers.insert(walker.name.clone(), entry);
             }
             for path in &plugin.manifest.sockets {
                 snapshot.sockets.insert(path.clone(), plugin.clone());
@@ -50,8 +64,8 @@ impl Snapshot {
         &self.files
     }
 
-    /// The plugin serving a walker, and on which transports.
-    pub fn walker(&self, name: &str) -> Option<&(Arc<LoadedPlugin>, Transports)> {
+    /// The plugin serving a walker, on which transports, for whom.
+    pub fn walker(&self, name: &str) -> Option<&WalkerEntry> {
         self.walkers.get(name)
     }
 

@@ -1,231 +1,167 @@
-//! Scripted sockets (SoliDB's model): a plugin declares a path; each
-//! connection to it gets one long-lived instance, driven with on-open /
-//! on-message / on-channel / on-presence / on-close. The script answers
+//! Scripted-socket instances (SoliDB's model): a plugin declares a path;
+//! each connection to it gets one long-lived instance, driven with on-open
+//! / on-message / on-channel / on-presence / on-close. The script answers
 //! through the host interface (notify-self, channel and presence calls),
-//! which delivers through the bus like everything else.
+//! which delivers through the bus like everything else and acts as the
+//! socket's client. The connection itself (its loop, frames, close codes)
+//! belongs to the session module, which drives this instance.
 //!
 //! Each callback runs with a fresh deadline, yielding at every epoch tick
-//! like walker calls do. A plugin
-//! error (data) becomes an error frame; a trap, timeout or out-of-memory
-//! leaves the instance unusable, so the socket closes with 1011.
+//! like walker calls do. A plugin error is data for the caller to report;
+//! a trap, timeout or out-of-memory leaves the instance unusable.
 
 use std::sync::Arc;
 
-use axum::extract::ws::Utf8Bytes;
-use serde_json::json;
 use wasmtime::Store;
 
 use super::bindings::types::{ChannelMessage, PresenceEvent, PresenceKind, SocketOpen};
 use super::bindings::Plugin;
-use super::loaded::LoadedPlugin;
+use super::loaded::{CallError, LoadedPlugin};
 use super::state::PluginState;
-use super::wit_identity;
-use crate::auth::Identity;
-use crate::bus::{Envelope, Event, Outbound};
-use crate::session::{Close, Handler, CLOSE_INTERNAL, CLOSE_POLICY};
-use crate::App;
+use super::{wit_identity, PluginError, Plugins};
+use crate::bus::{Envelope, Event};
+use crate::policy::Actor;
 
-/// The instance and its store.
-struct Instance {
+/// One scripted-socket connection's instance.
+pub struct SocketInstance {
+    plugin: Arc<LoadedPlugin>,
     store: Store<PluginState>,
     bindings: Plugin,
+    conn: Arc<str>,
 }
 
-/// One scripted-socket connection.
-pub struct ScriptedSocket {
-    id: Arc<str>,
-    app: Arc<App>,
-    plugin: Arc<LoadedPlugin>,
-    path: String,
-    identity: Identity,
-    query: Vec<(String, String)>,
-    instance: Option<Instance>,
-}
-
-/// Which callback to run, with its argument.
-enum Callback {
-    Open(SocketOpen),
-    Message(String),
-    Channel(ChannelMessage),
-    Presence(PresenceEvent),
+/// What a script is told.
+pub enum SocketEvent<'a> {
+    /// A client text frame.
+    Message(&'a str),
+    /// A bus delivery (channel messages and presence changes reach the
+    /// script; see [`SocketInstance::takes`]).
+    Bus(&'a Envelope),
+    /// The connection closed.
     Close,
 }
 
-impl Callback {
-    /// Runs the callback on `i` for connection `id`.
-    async fn run(
-        self,
-        i: &mut Instance,
-        id: &str,
-    ) -> wasmtime::Result<Result<(), super::PluginError>> {
-        let socket = i.bindings.switchboard_plugin_socket();
-        match self {
-            Callback::Open(open) => socket.call_on_open(&mut i.store, &open).await,
-            Callback::Message(text) => socket.call_on_message(&mut i.store, id, &text).await,
-            Callback::Channel(m) => socket.call_on_channel(&mut i.store, id, &m).await,
-            Callback::Presence(e) => socket.call_on_presence(&mut i.store, id, &e).await,
-            Callback::Close => socket.call_on_close(&mut i.store, id).await.map(Ok),
-        }
-    }
-}
-
-impl ScriptedSocket {
-    /// A connection to `plugin`'s socket at `path`; instantiated on greeting.
-    pub fn new(
-        id: Arc<str>,
-        app: Arc<App>,
-        plugin: Arc<LoadedPlugin>,
-        path: String,
-        identity: Identity,
-        query: Vec<(String, String)>,
-    ) -> Self {
-        Self {
-            id,
-            app,
-            plugin,
-            path,
-            identity,
-            query,
-            instance: None,
-        }
-    }
-
-    /// Runs one callback. A plugin error comes back as an error frame;
-    /// anything worse closes the socket.
-    async fn call(&mut self, callback: Callback) -> Result<Vec<Utf8Bytes>, Close> {
-        let Some(mut instance) = self.instance.take() else {
-            return Err((
-                CLOSE_INTERNAL,
-                "PLUGIN_ERROR: script instance is gone".into(),
-            ));
-        };
-        self.plugin.arm_deadline(&mut instance.store);
-        let result = callback.run(&mut instance, &self.id).await;
-        match result {
-            Ok(Ok(())) => {
-                self.app.metrics.plugin_call(&self.plugin.name, "ok");
-                self.instance = Some(instance);
-                Ok(Vec::new())
-            }
-            Ok(Err(e)) => {
-                self.app.metrics.plugin_call(&self.plugin.name, "error");
-                self.instance = Some(instance);
-                let frame = json!({"type": "error", "code": "PLUGIN_ERROR", "message": format!("{}: {}", e.code, e.message)});
-                Ok(vec![Utf8Bytes::from(frame.to_string())])
-            }
-            Err(trap) => {
-                let err = self.plugin.classify(trap);
-                self.app
-                    .metrics
-                    .plugin_call(&self.plugin.name, err.outcome());
-                tracing::warn!(plugin = %self.plugin.name, client = %self.id, cause = %err, "socket script failed; closing");
-                Err((CLOSE_INTERNAL, format!("PLUGIN_ERROR: {err}")))
-            }
-        }
-    }
-
-    fn on_event(&self, envelope: &Envelope) -> Option<Callback> {
-        match &envelope.event {
-            Event::Message {
-                channel,
-                from,
-                data,
-            } => {
-                let message = ChannelMessage {
-                    channel: channel.clone(),
-                    data: data.to_string(),
-                    timestamp: envelope.timestamp,
-                    sender_id: from.as_ref().map(|o| o.client_id.to_string()),
-                };
-                Some(Callback::Channel(message))
-            }
-            Event::Presence {
-                channel,
-                kind,
-                member,
-            } => {
-                let event = PresenceEvent {
-                    kind: match kind {
-                        crate::bus::PresenceKind::Join => PresenceKind::Join,
-                        crate::bus::PresenceKind::Leave => PresenceKind::Leave,
-                    },
-                    channel: channel.clone(),
-                    connection_id: member.client_id.to_string(),
-                    user_info: member.info.to_string(),
-                    timestamp: envelope.timestamp,
-                };
-                Some(Callback::Presence(event))
-            }
-            _ => None,
-        }
-    }
-}
-
-impl Handler for ScriptedSocket {
-    fn id(&self) -> &Arc<str> {
-        &self.id
-    }
-
-    async fn greeting(&mut self) -> Result<Vec<Utf8Bytes>, Close> {
-        let mut store = self
-            .plugin
-            .new_store(self.app.plugins.env().clone(), Some(self.id.clone()));
-        let bindings = self.plugin.pre.instantiate_async(&mut store).await;
-        let bindings = bindings.map_err(|e| {
-            (
-                CLOSE_INTERNAL,
-                format!("PLUGIN_ERROR: {}", self.plugin.classify(e)),
-            )
-        })?;
-        self.instance = Some(Instance { store, bindings });
+impl Plugins {
+    /// Instantiates `plugin` for a connection of `actor` (whose `conn` must
+    /// be set) to `path`, and runs on-open. The plugin error, if on-open
+    /// returned one, refuses the connection.
+    ///
+    /// # Errors
+    /// Instantiation or on-open trapped, timed out or ran out of memory.
+    pub async fn open_socket(
+        &self,
+        plugin: &Arc<LoadedPlugin>,
+        actor: Actor,
+        path: &str,
+        query: &[(String, String)],
+    ) -> Result<(SocketInstance, Option<PluginError>), CallError> {
+        let mut store = plugin.new_store(self.env().clone());
+        let conn = actor.conn.clone().unwrap_or_else(|| Arc::from(""));
         let open = SocketOpen {
-            conn_id: self.id.to_string(),
-            path: self.path.clone(),
-            query: self.query.clone(),
-            identity: wit_identity(&self.identity, Some(&self.id)),
+            conn_id: conn.to_string(),
+            path: path.to_owned(),
+            query: query.to_vec(),
+            identity: wit_identity(&actor),
         };
-        let frames = self.call(Callback::Open(open)).await?;
-        if frames.is_empty() {
-            Ok(frames)
-        } else {
-            // on-open refused the connection.
-            Err((
-                CLOSE_POLICY,
-                "FORBIDDEN: the socket script refused the connection".into(),
-            ))
-        }
+        store.data_mut().caller = actor;
+        let bindings = plugin.pre.instantiate_async(&mut store).await;
+        let bindings = bindings.map_err(|e| plugin.classify(e, &store))?;
+        let mut instance = SocketInstance {
+            plugin: plugin.clone(),
+            store,
+            bindings,
+            conn,
+        };
+        instance.plugin.arm_deadline(&mut instance.store);
+        let socket = instance.bindings.switchboard_plugin_socket();
+        let opened = socket.call_on_open(&mut instance.store, &open).await;
+        let refused = instance.outcome(opened)?;
+        Ok((instance, refused))
+    }
+}
+
+impl SocketInstance {
+    /// The plugin's name, for metrics and logs.
+    pub fn plugin_name(&self) -> &Arc<str> {
+        &self.plugin.name
     }
 
-    async fn on_text(&mut self, text: &str) -> Result<Vec<Utf8Bytes>, Close> {
-        self.app.metrics.messages_in.inc();
-        self.call(Callback::Message(text.to_owned())).await
+    /// Whether a bus delivery goes to the script (channel messages and
+    /// presence changes) rather than straight to the client.
+    pub fn takes(envelope: &Envelope) -> bool {
+        matches!(
+            envelope.event,
+            Event::Message { .. } | Event::Presence { .. }
+        )
     }
 
-    async fn on_outbound(&mut self, out: Outbound) -> Result<Vec<Utf8Bytes>, Close> {
-        match out {
-            Outbound::Frame(text) => Ok(vec![*text]),
-            Outbound::Event(envelope) => match self.on_event(&envelope) {
-                Some(callback) => self.call(callback).await,
-                // The script's own sends (notify-self) arrive as
-                // notifications: their data goes to the client as is, a
-                // JSON string as its bare text (SoliDB's `send(data)`).
-                None => Ok(match &envelope.event {
-                    Event::Notify {
-                        data: serde_json::Value::String(text),
-                        ..
-                    } => vec![Utf8Bytes::from(text.clone())],
-                    Event::Notify { data, .. } => vec![Utf8Bytes::from(data.to_string())],
-                    _ => crate::protocol::encode_event(&crate::protocol::native::Native, &envelope)
-                        .into_iter()
-                        .collect(),
-                }),
+    /// Runs the callback for `event`. A plugin error comes back as data.
+    ///
+    /// # Errors
+    /// The script trapped, timed out or ran out of memory: the instance
+    /// must not be used again.
+    pub async fn deliver(
+        &mut self,
+        event: SocketEvent<'_>,
+    ) -> Result<Option<PluginError>, CallError> {
+        self.plugin.arm_deadline(&mut self.store);
+        let socket = self.bindings.switchboard_plugin_socket();
+        let id = &*self.conn;
+        let result = match event {
+            SocketEvent::Message(text) => socket.call_on_message(&mut self.store, id, text).await,
+            SocketEvent::Bus(envelope) => match callback_args(envelope) {
+                Some(Args::Channel(m)) => socket.call_on_channel(&mut self.store, id, &m).await,
+                Some(Args::Presence(e)) => socket.call_on_presence(&mut self.store, id, &e).await,
+                None => Ok(Ok(())),
             },
-        }
+            SocketEvent::Close => socket.call_on_close(&mut self.store, id).await.map(Ok),
+        };
+        self.outcome(result)
     }
 
-    async fn on_close(&mut self) {
-        if self.instance.is_some() {
-            let _ = self.call(Callback::Close).await;
+    fn outcome(
+        &self,
+        result: wasmtime::Result<Result<(), PluginError>>,
+    ) -> Result<Option<PluginError>, CallError> {
+        match result {
+            Ok(Ok(())) => Ok(None),
+            Ok(Err(e)) => Ok(Some(e)),
+            Err(trap) => Err(self.plugin.classify(trap, &self.store)),
         }
+    }
+}
+
+enum Args {
+    Channel(ChannelMessage),
+    Presence(PresenceEvent),
+}
+
+fn callback_args(envelope: &Envelope) -> Option<Args> {
+    match &envelope.event {
+        Event::Message {
+            channel,
+            from,
+            data,
+        } => Some(Args::Channel(ChannelMessage {
+            channel: channel.clone(),
+            data: data.to_string(),
+            timestamp: envelope.timestamp,
+            sender_id: from.as_ref().map(|o| o.client_id.to_string()),
+        })),
+        Event::Presence {
+            channel,
+            kind,
+            member,
+        } => Some(Args::Presence(PresenceEvent {
+            kind: match kind {
+                crate::bus::PresenceKind::Join => PresenceKind::Join,
+                crate::bus::PresenceKind::Leave => PresenceKind::Leave,
+            },
+            channel: channel.clone(),
+            connection_id: member.client_id.to_string(),
+            user_info: member.info.to_string(),
+            timestamp: envelope.timestamp,
+        })),
+        _ => None,
     }
 }

@@ -9,6 +9,17 @@ use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::HostEnv;
+use crate::policy::Actor;
+
+/// What a plugin's host calls may do beyond its caller's rights, as the
+/// operator configured it (`[plugins.overrides.<name>]`).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Rights {
+    /// `trusted_store`: store calls with full rights.
+    pub(crate) store: bool,
+    /// `trusted_bus`: bus calls with full rights.
+    pub(crate) bus: bool,
+}
 
 /// Per-store data.
 pub(crate) struct PluginState {
@@ -22,8 +33,13 @@ pub(crate) struct PluginState {
     pub(crate) env: Arc<HostEnv>,
     /// The plugin's manifest name (for logs and its kv namespace).
     pub(crate) plugin: Arc<str>,
-    /// The connection the call acts for, when there is one.
-    pub(crate) conn: Option<Arc<str>>,
+    /// Who the running call acts for: its host calls are checked as this
+    /// client. Anonymous between calls.
+    pub(crate) caller: Actor,
+    /// Whether the running call is a guard's: its host calls then skip the
+    /// guards (asking them from inside a guard would recurse).
+    pub(crate) in_guard: bool,
+    pub(crate) rights: Rights,
     /// When the running call must stop (checked at every epoch tick).
     pub(crate) deadline: Instant,
 }
@@ -34,7 +50,7 @@ impl PluginState {
     pub(crate) fn new(
         env: Arc<HostEnv>,
         plugin: Arc<str>,
-        conn: Option<Arc<str>>,
+        rights: Rights,
         max_memory: usize,
     ) -> Self {
         Self {
@@ -42,6 +58,7 @@ impl PluginState {
             table: ResourceTable::new(),
             limits: Limits {
                 bytes: 0,
+                refused: false,
                 max_memory,
                 caps: StoreLimitsBuilder::new()
                     .memory_size(max_memory)
@@ -56,7 +73,9 @@ impl PluginState {
             },
             env,
             plugin,
-            conn,
+            caller: Actor::anonymous(),
+            in_guard: false,
+            rights,
             deadline: Instant::now(),
         }
     }
@@ -79,6 +98,9 @@ impl WasiView for PluginState {
 pub(crate) struct Limits {
     caps: StoreLimits,
     bytes: usize,
+    /// Whether a memory growth was refused: how a failed call is known to
+    /// be out of memory without reading the trap's text.
+    refused: bool,
     /// The store's memory cap (`caps` does not expose it).
     max_memory: usize,
 }
@@ -89,6 +111,17 @@ impl Limits {
     pub(crate) fn grown(&self) -> bool {
         self.bytes > self.max_memory / 4
     }
+
+    /// Whether the cap refused a growth since the last call began (the
+    /// call then failed for memory).
+    pub(crate) fn refused(&self) -> bool {
+        self.refused
+    }
+
+    /// Starts a call with a clean record.
+    pub(crate) fn reset_refused(&mut self) {
+        self.refused = false;
+    }
 }
 
 impl ResourceLimiter for Limits {
@@ -98,14 +131,16 @@ impl ResourceLimiter for Limits {
         desired: usize,
         maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        let allowed = self.caps.memory_growing(current, desired, maximum)?;
-        if allowed {
-            self.bytes += desired.saturating_sub(current);
+        let allowed = self.caps.memory_growing(current, desired, maximum);
+        match allowed {
+            Ok(true) => self.bytes += desired.saturating_sub(current),
+            _ => self.refused = true,
         }
-        Ok(allowed)
+        allowed
     }
 
     fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.refused = true;
         self.caps.memory_grow_failed(error)
     }
 

@@ -100,7 +100,8 @@ impl WarmPool {
     /// out, has grown, or the budget is spent.
     pub(crate) fn give(&self, mut warm: Warm) {
         warm.calls += 1;
-        warm.store.data_mut().conn = None;
+        // Between calls the instance acts for nobody.
+        warm.store.data_mut().caller = crate::policy::Actor::anonymous();
         let worn = warm.calls >= self.reuse_calls || warm.store.data().limits.grown();
         if !worn && self.budget.reserve() {
             self.idle.lock().push(warm);

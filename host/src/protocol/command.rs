@@ -57,6 +57,10 @@ pub enum Command {
     Auth {
         /// The new token.
         token: Option<String>,
+        /// Whether a refused token drops the connection to the anonymous
+        /// identity (jac-cloud's `change_user`) instead of keeping the old
+        /// one and answering UNAUTHORIZED.
+        anonymous_on_failure: bool,
     },
     /// Subscribe to a channel or resource.
     Subscribe {
@@ -192,6 +196,25 @@ pub enum Command {
     },
 }
 
+/// Something an identity change took away: re-authorized against the new
+/// identity, it was refused.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Revoked {
+    /// What it was.
+    pub what: Held,
+    /// The reason the policy gave.
+    pub reason: String,
+}
+
+/// A subscription or presence entry a connection holds.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Held {
+    /// A subscription (with its client id, for rtbdp's keyed ones).
+    Subscription(Target, Option<String>),
+    /// A place on a channel's presence list.
+    Presence(String),
+}
+
 /// What the core answers.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Reply {
@@ -199,10 +222,13 @@ pub enum Reply {
     Pong,
     /// To `Info`.
     Info,
-    /// To `Auth`: the new user object (null when anonymous).
+    /// To `Auth`: the new user object (null when anonymous), and what
+    /// the new identity may no longer hold.
     Authenticated {
         /// The user as clients see it.
         user: Value,
+        /// Subscriptions and presence entries dropped by the change.
+        revoked: Vec<Revoked>,
     },
     /// To `Subscribe`.
     Subscribed {

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use super::fields::{any, iso_time, Obj};
 use super::native::{member_json, parse_object};
-use super::{Command, ConnInfo, DecodeError, Dialect, Reply, Request, Target};
+use super::{Command, ConnInfo, DecodeError, Dialect, Held, Reply, Request, Revoked, Target};
 use crate::bus::{Envelope, Event};
 use crate::error::{ClientError, ErrorCode};
 
@@ -87,7 +87,7 @@ impl Dialect for Daptin {
             }
             Reply::Topic { info } => info.clone(),
             Reply::Topics { topics } => json!(topics),
-            Reply::Authenticated { user } => json!({"user": user}),
+            Reply::Authenticated { user, .. } => json!({"user": user}),
             Reply::Walker {
                 status,
                 reports,
@@ -118,6 +118,19 @@ impl Dialect for Daptin {
             "method": request.and_then(|r| r.method.clone()),
             "ok": false,
             "error": {"code": error.code.as_str(), "message": error.message},
+        })
+    }
+
+    fn revoked(&self, revoked: &Revoked) -> Value {
+        let (topic, event) = match &revoked.what {
+            Held::Subscription(target, _) => (target.name(), "unsubscribed"),
+            Held::Presence(channel) => (channel.as_str(), "presence-left"),
+        };
+        json!({
+            "type": "event",
+            "topic": topic,
+            "event": event,
+            "data": {"reason": revoked.reason},
         })
     }
 

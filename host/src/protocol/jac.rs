@@ -7,9 +7,9 @@
 
 use serde_json::{json, Value};
 
-use super::fields::{any, opt_str, req_str, str_list, Obj};
+use super::fields::{any, check_channel, opt_str, req_str, str_list, Obj};
 use super::native::{member_json, parse_object};
-use super::{Command, ConnInfo, DecodeError, Dialect, Reply, Request, Target};
+use super::{Command, ConnInfo, DecodeError, Dialect, Held, Reply, Request, Revoked, Target};
 use crate::bus::{Envelope, Event};
 use crate::error::{ClientError, ErrorCode};
 
@@ -22,7 +22,7 @@ pub const PUBLIC_ROOT: &str = "n::000000000000000000000001";
 impl Jac {
     /// The connection's channel: `?channel_id=`, else its own client id
     /// (jac-cloud makes a random one; the client id is one).
-    fn channel_id<'a>(conn: &'a ConnInfo<'_>) -> &'a str {
+    pub(crate) fn channel_id<'a>(conn: &'a ConnInfo<'_>) -> &'a str {
         conn.query
             .iter()
             .find(|(k, _)| k == "channel_id")
@@ -101,6 +101,21 @@ impl Dialect for Jac {
         }
     }
 
+    fn revoked(&self, revoked: &Revoked) -> Value {
+        match &revoked.what {
+            Held::Subscription(target, _) => json!({
+                "type": "unsubscribed",
+                "channel_id": target.name(),
+                "reason": revoked.reason,
+            }),
+            Held::Presence(channel) => json!({
+                "type": "unsubscribed",
+                "presence": channel,
+                "reason": revoked.reason,
+            }),
+        }
+    }
+
     fn event(&self, envelope: &Envelope) -> Option<Value> {
         match &envelope.event {
             Event::Message { data, .. }
@@ -141,11 +156,20 @@ fn decode_event(obj: &Obj) -> Result<Command, ClientError> {
                 .and_then(Value::as_bool)
                 .unwrap_or(false),
         },
-        "user" => send(Vec::new(), str_list(obj, "root_ids")?, Vec::new(), obj),
-        "channel" => send(Vec::new(), Vec::new(), str_list(obj, "channel_ids")?, obj),
-        "client" => send(str_list(obj, "client_ids")?, Vec::new(), Vec::new(), obj),
+        "user" => send(Vec::new(), targets(obj, "root_ids")?, Vec::new(), obj),
+        "channel" => {
+            let channels = targets(obj, "channel_ids")?;
+            for channel in &channels {
+                check_channel(channel, "channel_ids")?;
+            }
+            send(Vec::new(), Vec::new(), channels, obj)
+        }
+        "client" => send(targets(obj, "client_ids")?, Vec::new(), Vec::new(), obj),
+        // jac-cloud drops a connection whose new token is refused to the
+        // public identity (and re-sends `connection`).
         "change_user" => Command::Auth {
             token: opt_str(obj, "token")?,
+            anonymous_on_failure: true,
         },
         "connection" => Command::Info,
         _ => {
@@ -155,6 +179,17 @@ fn decode_event(obj: &Obj) -> Result<Command, ClientError> {
             ));
         }
     })
+}
+
+/// A non-empty target list: an empty one would silently do nothing.
+fn targets(obj: &Obj, key: &str) -> Result<Vec<String>, ClientError> {
+    let list = str_list(obj, key)?;
+    if list.is_empty() {
+        return Err(ClientError::bad_request(format!(
+            "`{key}` must list at least one target"
+        )));
+    }
+    Ok(list)
 }
 
 fn send(clients: Vec<String>, users: Vec<String>, channels: Vec<String>, obj: &Obj) -> Command {

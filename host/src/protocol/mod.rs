@@ -12,7 +12,7 @@ pub mod rtbdp;
 use axum::extract::ws::Utf8Bytes;
 use serde_json::Value;
 
-pub use command::{Command, Reply, Request, Target};
+pub use command::{Command, Held, Reply, Request, Revoked, Target};
 
 use crate::auth::Identity;
 use crate::bus::Envelope;
@@ -73,6 +73,9 @@ pub trait Dialect: Send + Sync + 'static {
     ) -> Value;
     /// A bus event as this dialect shows it; `None` hides it.
     fn event(&self, envelope: &Envelope) -> Option<Value>;
+    /// The frame telling the client that an identity change took a
+    /// subscription or presence entry away.
+    fn revoked(&self, revoked: &Revoked) -> Value;
 }
 
 /// Encodes a JSON value as a text frame.

@@ -9,7 +9,7 @@ use super::fields::{
     any, check_channel, id_field, iso_time, opt_str, opt_u64, req_channel, req_str, str_list,
     with_request_id, Obj,
 };
-use super::{Command, ConnInfo, DecodeError, Dialect, Reply, Request, Target};
+use super::{Command, ConnInfo, DecodeError, Dialect, Held, Reply, Request, Revoked, Target};
 use crate::bus::{Envelope, Event, Member, Origin};
 use crate::error::{ClientError, ErrorCode};
 
@@ -44,7 +44,7 @@ impl Dialect for Native {
         let frame = match reply {
             Reply::Pong => json!({"type": "pong", "timestamp": iso_time(crate::now_ms())}),
             Reply::Info => connected(conn),
-            Reply::Authenticated { user } => {
+            Reply::Authenticated { user, .. } => {
                 json!({"type": "authenticated", "clientId": conn.client_id, "user": user})
             }
             Reply::Subscribed {
@@ -119,6 +119,17 @@ impl Dialect for Native {
             json!({"type": "error", "code": error.code.as_str(), "message": error.message}),
             request_id,
         )
+    }
+
+    fn revoked(&self, revoked: &Revoked) -> Value {
+        let mut frame = match &revoked.what {
+            Held::Subscription(target, _) => target_frame("unsubscribed", target),
+            Held::Presence(channel) => {
+                json!({"type": "left", "channel": channel, "wasPresent": true})
+            }
+        };
+        frame["reason"] = json!(revoked.reason);
+        frame
     }
 
     fn event(&self, envelope: &Envelope) -> Option<Value> {
@@ -205,6 +216,7 @@ fn decode_command(obj: &Obj) -> Result<Command, ClientError> {
         "info" | "connection" => Command::Info,
         "auth" => Command::Auth {
             token: opt_str(obj, "token")?,
+            anonymous_on_failure: false,
         },
         "subscribe" => Command::Subscribe {
             target: target(obj)?,
@@ -337,12 +349,17 @@ fn origin_json(origin: &Origin) -> Value {
     json!({"clientId": &*origin.client_id, "userId": origin.user_id})
 }
 
-/// A presence member as native clients see it.
+/// A presence member as native clients see it; `clientId` only when it
+/// was not redacted for this watcher (see [`Member::redacted`]).
 pub fn member_json(member: &Member) -> Value {
-    json!({
-        "clientId": &*member.client_id,
+    let mut json = json!({
+        "memberId": &*member.member_id,
         "userId": member.user_id,
         "info": member.info,
         "joinedAt": member.joined_at,
-    })
+    });
+    if !member.client_id.is_empty() {
+        json["clientId"] = json!(&*member.client_id);
+    }
+    json
 }

@@ -10,7 +10,7 @@ use serde_json::{json, Map, Value};
 
 use super::fields::{any, opt_u64, req_str, Obj};
 use super::native::parse_object;
-use super::{Command, ConnInfo, DecodeError, Dialect, Reply, Request, Target};
+use super::{Command, ConnInfo, DecodeError, Dialect, Held, Reply, Request, Revoked, Target};
 use crate::bus::{type_name, Envelope, Event};
 use crate::error::{ClientError, ErrorCode};
 
@@ -116,6 +116,15 @@ impl Dialect for Rtbdp {
 
     fn error(&self, request_id: Option<&Value>, _: Option<&Request>, error: &ClientError) -> Value {
         json!({"id": request_id, "error": {"code": error.code.as_str(), "message": error.message}})
+    }
+
+    fn revoked(&self, revoked: &Revoked) -> Value {
+        let id = match &revoked.what {
+            // Keys are ids as text; numeric ids go back as numbers.
+            Held::Subscription(_, Some(key)) => serde_json::from_str(key).unwrap_or(json!(key)),
+            _ => Value::Null,
+        };
+        json!({"id": id, "unsubscribed": true, "error": {"code": "FORBIDDEN", "message": revoked.reason}})
     }
 
     fn event(&self, envelope: &Envelope) -> Option<Value> {

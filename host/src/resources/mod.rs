@@ -1,62 +1,49 @@
 //! Resources: the configured collections clients read, write and
-//! subscribe to (s3db.js `resources`). Here live the access rules — role
-//! lists, guards, protected fields — and the change events every committed
-//! write emits. Dialects and walkers all go through this module (walkers
-//! through [`PluginStore`](crate::plugins::PluginStore), in `walkers.rs`).
+//! subscribe to (s3db.js `resources`). Every operation takes an
+//! [`Access`] — a client (dialect sessions, and plugins acting for their
+//! caller) or full rights (a plugin configured trusted) — and goes through
+//! the [`Policy`] for role lists, guards and protected fields; every
+//! committed write emits its change event here (`writes.rs`).
 
-mod walkers;
+mod fields;
+mod writes;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
-use crate::auth::Identity;
-use crate::bus::{op_mask, Bus, Change, Event, Filter, Subscription, OPS_ALL, OP_OTHER};
+pub use fields::strip;
+
+use crate::bus::{op_mask, Bus, Change, Event, Origin, Subscription, Topic, OPS_ALL, OP_OTHER};
 use crate::config::ResourceConfig;
 use crate::error::{ClientError, ErrorCode};
-use crate::plugins::{Operation, Plugins};
+use crate::policy::{Access, Operation, Policy};
 use crate::store::{Committed, Store, StoreError, Stored};
-
-/// The bus channel carrying a resource's change events. The NUL prefix
-/// keeps it out of reach of client channel names, which may not contain
-/// control characters.
-pub fn resource_channel(resource: &str) -> String {
-    format!("\u{0}resource:{resource}")
-}
 
 /// Most records a list returns at once.
 pub const MAX_LIMIT: usize = 1000;
 
 /// Configured resources over the store.
 pub struct Resources {
-    pub(crate) store: Arc<Store>,
-    configs: BTreeMap<String, ResourceConfig>,
+    store: Arc<Store>,
+    policy: Arc<Policy>,
     bus: Arc<Bus>,
 }
 
-/// Who is asking, for access checks.
-pub struct Caller<'a> {
-    /// Identity for roles and guards.
-    pub identity: &'a Identity,
-    /// The connection, when there is one.
-    pub conn: Option<Arc<str>>,
-    /// Guards to consult.
-    pub plugins: &'a Plugins,
-}
-
 impl Resources {
-    /// Resources from configuration.
-    pub fn new(
-        store: Arc<Store>,
-        configs: BTreeMap<String, ResourceConfig>,
-        bus: Arc<Bus>,
-    ) -> Self {
-        Self {
-            store,
-            configs,
-            bus,
-        }
+    /// Resources over `store`, authorized by `policy`, announced on `bus`.
+    pub fn new(store: Arc<Store>, policy: Arc<Policy>, bus: Arc<Bus>) -> Self {
+        Self { store, policy, bus }
+    }
+
+    /// The policy every operation goes through.
+    pub fn policy(&self) -> &Arc<Policy> {
+        &self.policy
+    }
+
+    /// Whether `name` is a configured resource.
+    pub fn exists(&self, name: &str) -> bool {
+        self.policy.is_resource(name)
     }
 
     /// The configuration of a resource.
@@ -64,51 +51,7 @@ impl Resources {
     /// # Errors
     /// RESOURCE_NOT_FOUND when it is not configured.
     pub fn config(&self, resource: &str) -> Result<&ResourceConfig, ClientError> {
-        self.configs.get(resource).ok_or_else(|| {
-            ClientError::new(
-                ErrorCode::ResourceNotFound,
-                format!("resource `{resource}` is not configured"),
-            )
-        })
-    }
-
-    /// Whether `name` is a configured resource.
-    pub fn exists(&self, name: &str) -> bool {
-        self.configs.contains_key(name)
-    }
-
-    /// The role-list check.
-    fn authorize(
-        &self,
-        resource: &str,
-        identity: &Identity,
-    ) -> Result<&ResourceConfig, ClientError> {
-        let config = self.config(resource)?;
-        if !config.auth.is_empty()
-            && !identity
-                .role
-                .as_ref()
-                .is_some_and(|r| config.auth.contains(r))
-        {
-            return Err(ClientError::forbidden(format!(
-                "resource `{resource}` requires one of the roles {:?}",
-                config.auth
-            )));
-        }
-        Ok(config)
-    }
-
-    async fn guard(
-        &self,
-        caller: &Caller<'_>,
-        op: Operation,
-        resource: &str,
-        payload: &Value,
-    ) -> Result<crate::plugins::GuardOutcome, ClientError> {
-        Ok(caller
-            .plugins
-            .guard(op, resource, caller.identity, caller.conn.clone(), payload)
-            .await?)
+        self.policy.resource_config(resource)
     }
 
     async fn blocking<T: Send + 'static>(
@@ -125,24 +68,28 @@ impl Resources {
     /// Reads one record.
     ///
     /// # Errors
-    /// Unknown resource, refused, or not found (also when a guard filter hides it).
+    /// Unknown resource, refused, or not found — also when a guard filter
+    /// hides it (the caller learns nothing about records it may not read).
     pub async fn get(
         &self,
-        caller: &Caller<'_>,
+        access: &Access<'_>,
         resource: &str,
         id: &str,
     ) -> Result<Value, ClientError> {
-        let config = self.authorize(resource, caller.identity)?.clone();
-        let guard = self
-            .guard(caller, Operation::Get, resource, &json!({"id": id}))
+        let grant = self
+            .policy
+            .resource(
+                access,
+                Operation::Get,
+                resource,
+                &Value::Null,
+                &json!({"id": id}),
+            )
             .await?;
         let (r, i) = (resource.to_owned(), id.to_owned());
-        let record = self.blocking(move |s| s.get(&r, &i)).await?;
-        match record {
-            Some(record) if guard.filter.as_ref().is_none_or(|f| f.matches(&record)) => {
-                Ok(strip(record, &config.protected))
-            }
-            _ => Err(ClientError::new(ErrorCode::NotFound, "Record not found")),
+        match self.blocking(move |s| s.get(&r, &i)).await? {
+            Some(record) if grant.reaches(&record) => Ok(fields::shown(record, &grant)),
+            _ => Err(not_found()),
         }
     }
 
@@ -152,24 +99,23 @@ impl Resources {
     /// Unknown resource, refused, or a bad filter.
     pub async fn list(
         &self,
-        caller: &Caller<'_>,
+        access: &Access<'_>,
         resource: &str,
         filter: &Value,
         limit: Option<usize>,
         cursor: Option<String>,
     ) -> Result<(Vec<Stored>, Option<String>), ClientError> {
-        let config = self.authorize(resource, caller.identity)?.clone();
-        let client = Filter::from_value(filter).map_err(ClientError::bad_request)?;
-        let guard = self
-            .guard(caller, Operation::List, resource, filter)
+        let grant = self
+            .policy
+            .resource(access, Operation::List, resource, filter, filter)
             .await?;
-        let filter = Filter::and(client, guard.filter);
         let limit = limit.unwrap_or(100).clamp(1, MAX_LIMIT);
         let r = resource.to_owned();
+        let keep = grant.filter.clone();
         let (page, more) = self
             .blocking(move |s| {
                 s.scan(&r, cursor.as_deref(), limit, |rec| {
-                    filter.as_ref().is_none_or(|f| f.matches(rec))
+                    keep.as_ref().is_none_or(|f| f.matches(rec))
                 })
             })
             .await?;
@@ -180,96 +126,14 @@ impl Resources {
         } else {
             None
         };
-        Ok((
-            page.into_iter()
-                .map(|r| Stored {
-                    record: strip(r.record, &config.protected),
-                    seq: r.seq,
-                })
-                .collect(),
-            next,
-        ))
-    }
-
-    /// Inserts a record for a client.
-    ///
-    /// # Errors
-    /// Unknown resource, refused, bad or oversized record, id taken.
-    pub async fn insert(
-        &self,
-        caller: &Caller<'_>,
-        resource: &str,
-        data: Value,
-    ) -> Result<Value, ClientError> {
-        self.authorize(resource, caller.identity)?;
-        if !data.is_object() {
-            return Err(ClientError::bad_request("`data` must be a JSON object"));
-        }
-        let guard = self
-            .guard(caller, Operation::Create, resource, &data)
-            .await?;
-        let data = merge(data, guard.patch);
-        let r = resource.to_owned();
-        let committed = self.blocking(move |s| s.insert(&r, data)).await?;
-        Ok(self.emit(committed))
-    }
-
-    /// Updates a record for a client.
-    ///
-    /// # Errors
-    /// Unknown resource, refused, missing record, bad patch.
-    pub async fn update(
-        &self,
-        caller: &Caller<'_>,
-        resource: &str,
-        id: &str,
-        data: Value,
-    ) -> Result<Value, ClientError> {
-        self.authorize(resource, caller.identity)?;
-        if !data.is_object() {
-            return Err(ClientError::bad_request("`data` must be a JSON object"));
-        }
-        let current = self.current(resource, id).await?;
-        let payload = json!({"id": id, "data": data, "record": current});
-        let guard = self
-            .guard(caller, Operation::Update, resource, &payload)
-            .await?;
-        let data = merge(data, guard.patch);
-        let (r, i) = (resource.to_owned(), id.to_owned());
-        let committed = self.blocking(move |s| s.update(&r, &i, data)).await?;
-        Ok(self.emit(committed))
-    }
-
-    /// Deletes a record for a client; returns `{"id": id}`.
-    ///
-    /// # Errors
-    /// Unknown resource, refused, missing record.
-    pub async fn delete(
-        &self,
-        caller: &Caller<'_>,
-        resource: &str,
-        id: &str,
-    ) -> Result<Value, ClientError> {
-        self.authorize(resource, caller.identity)?;
-        let current = self.current(resource, id).await?;
-        self.guard(
-            caller,
-            Operation::Delete,
-            resource,
-            &json!({"id": id, "record": current}),
-        )
-        .await?;
-        let (r, i) = (resource.to_owned(), id.to_owned());
-        let committed = self.blocking(move |s| s.delete(&r, &i)).await?;
-        self.emit(committed);
-        Ok(json!({"id": id}))
-    }
-
-    async fn current(&self, resource: &str, id: &str) -> Result<Value, ClientError> {
-        let (r, i) = (resource.to_owned(), id.to_owned());
-        self.blocking(move |s| s.get(&r, &i))
-            .await?
-            .ok_or_else(|| ClientError::new(ErrorCode::NotFound, "Record not found"))
+        let page = page
+            .into_iter()
+            .map(|r| Stored {
+                record: fields::shown(r.record, &grant),
+                seq: r.seq,
+            })
+            .collect();
+        Ok((page, next))
     }
 
     /// Checks a subscription and works out its bus subscription: the
@@ -279,13 +143,11 @@ impl Resources {
     /// Unknown resource, refused, bad filter or unknown event names.
     pub async fn subscription(
         &self,
-        caller: &Caller<'_>,
+        access: &Access<'_>,
         resource: &str,
         filter: &Value,
         events: &[String],
     ) -> Result<(Subscription, Vec<String>), ClientError> {
-        let config = self.authorize(resource, caller.identity)?;
-        let client = Filter::from_value(filter).map_err(ClientError::bad_request)?;
         let mut ops = 0u8;
         for event in events {
             ops |= op_mask(event).ok_or_else(|| {
@@ -294,15 +156,16 @@ impl Resources {
                 ))
             })?;
         }
-        let broadcast = broadcast_mask(config);
+        let grant = self
+            .policy
+            .resource(access, Operation::Subscribe, resource, filter, filter)
+            .await?;
+        let broadcast = broadcast_mask(grant.config);
         let ops = if events.is_empty() {
             OPS_ALL
         } else {
             ops | OP_OTHER
         } & broadcast;
-        let guard = self
-            .guard(caller, Operation::Subscribe, resource, filter)
-            .await?;
         let names = ["insert", "update", "delete"]
             .into_iter()
             .filter(|e| op_mask(e).is_some_and(|b| ops & b != 0))
@@ -310,7 +173,7 @@ impl Resources {
             .collect();
         Ok((
             Subscription {
-                filter: Filter::and(client, guard.filter),
+                filter: grant.filter,
                 ops,
             },
             names,
@@ -352,35 +215,34 @@ impl Resources {
     /// As [`Resources::list`].
     pub async fn replay(
         &self,
-        caller: &Caller<'_>,
+        access: &Access<'_>,
         resource: &str,
         filter: &Value,
         limit: Option<usize>,
     ) -> Result<(Vec<Stored>, u64), ClientError> {
         let seq = self.blocking(|s| s.last_seq()).await?;
-        let (rows, _) = self.list(caller, resource, filter, limit, None).await?;
+        let (rows, _) = self.list(access, resource, filter, limit, None).await?;
         Ok((rows, seq))
     }
 
-    /// Publishes a committed change to the resource's subscribers (if the
-    /// resource broadcasts that op) and returns the record as clients see it.
-    pub(crate) fn emit(&self, committed: Committed) -> Value {
-        let Ok(config) = self.config(&committed.resource) else {
-            return committed.record;
+    /// Delivers a channel message (already authorized): to the channel's
+    /// subscribers and, as s3db.js does, to the subscribers of a resource
+    /// of that name. Returns how many connections it reached.
+    pub fn publish_message(&self, channel: &str, from: Option<Origin>, data: &Value) -> usize {
+        let event = |from| Event::Message {
+            channel: channel.to_owned(),
+            from,
+            data: data.clone(),
         };
-        let protected = config.protected.clone();
-        let broadcast = op_mask(committed.op).is_some_and(|b| broadcast_mask(config) & b != 0);
-        let resource = committed.resource.clone();
-        let event = change_event(committed, &protected);
-        let Event::Change(change) = &event else {
-            return Value::Null;
-        };
-        let record = change.record.clone();
-        if broadcast {
-            self.bus
-                .publish(&resource_channel(&resource), event.clone(), &record);
+        let mut delivered = self
+            .bus
+            .publish(&Topic::channel(channel), event(from.clone()), data);
+        if self.exists(channel) {
+            delivered += self
+                .bus
+                .publish(&Topic::resource(channel), event(from), data);
         }
-        record
+        delivered
     }
 }
 
@@ -407,42 +269,17 @@ fn change_event(c: Committed, protected: &[String]) -> Event {
     })
 }
 
-/// Removes protected fields (dotted paths reach into objects).
-pub fn strip(mut record: Value, protected: &[String]) -> Value {
-    for path in protected {
-        remove_path(&mut record, path);
-    }
-    record
-}
-
-fn remove_path(value: &mut Value, path: &str) {
-    let Value::Object(map) = value else { return };
-    if map.remove(path).is_some() {
-        return;
-    }
-    if let Some((head, rest)) = path.split_once('.') {
-        if let Some(child) = map.get_mut(head) {
-            remove_path(child, rest);
-        }
-    }
-}
-
-fn merge(data: Value, patch: Map<String, Value>) -> Value {
-    match data {
-        Value::Object(mut map) => {
-            map.extend(patch);
-            Value::Object(map)
-        }
-        other => other,
-    }
+fn not_found() -> ClientError {
+    ClientError::new(ErrorCode::NotFound, "Record not found")
 }
 
 pub(crate) fn store_error(e: StoreError) -> ClientError {
     match e {
         StoreError::BadRecord(m) => ClientError::bad_request(m),
         StoreError::TooLarge { .. } => ClientError::new(ErrorCode::PayloadTooLarge, e.to_string()),
-        StoreError::NotFound(_) => ClientError::new(ErrorCode::NotFound, "Record not found"),
+        StoreError::NotFound(_) => not_found(),
         StoreError::Exists(_) => ClientError::new(ErrorCode::Conflict, e.to_string()),
+        StoreError::OutOfScope => ClientError::forbidden(e.to_string()),
         StoreError::Db(_) => {
             tracing::error!(cause = %e, "store failure");
             ClientError::new(ErrorCode::InternalError, "storage error")

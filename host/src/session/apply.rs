@@ -1,6 +1,7 @@
 //! A dialect connection's state and the dispatch of its commands: each
-//! operation is implemented once (here, in `channels.rs` and `data.rs`),
-//! whichever dialect decoded it.
+//! operation is implemented once (here, in `channels.rs`, `data.rs`,
+//! `topics.rs` and `reauth.rs`), whichever dialect decoded it, and each goes
+//! through the policy as this connection's client.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -9,12 +10,13 @@ use axum::extract::ws::Utf8Bytes;
 use serde_json::Value;
 
 use super::ratelimit::Limiter;
+use super::reauth::Holdings;
 use crate::auth::Identity;
-use crate::bus::{Envelope, Event, Origin, Outbound, Subscription};
+use crate::bus::{Envelope, Event, Origin, Outbound};
 use crate::error::{ClientError, ErrorCode};
 use crate::plugins::Transport;
+use crate::policy::{Access, Actor, Policy};
 use crate::protocol::{Command, ConnInfo, Dialect, Reply, Request, Target};
-use crate::resources::Caller;
 use crate::App;
 
 /// A connection's state beyond the socket.
@@ -23,16 +25,19 @@ pub struct Session {
     pub(super) dialect: &'static dyn Dialect,
     /// The connection's id.
     pub id: Arc<str>,
-    /// Who it is now (in-band auth may change it).
-    pub identity: Identity,
+    /// Who it is now (in-band auth may change it), with its connection.
+    pub(super) actor: Actor,
     query: Vec<(String, String)>,
     limiter: Limiter,
     /// Per resumed resource: the newest sequence number already replayed,
     /// so live copies of replayed events are skipped.
     pub(super) floors: HashMap<String, u64>,
-    /// Subscriptions the client named (rtbdp ids): key → (bus channel,
-    /// subscription). Several on one channel are OR-ed into one bus entry.
-    pub(super) keyed: HashMap<String, (String, Subscription)>,
+    /// What it subscribed to, as asked: re-authorized when the identity
+    /// changes.
+    pub(super) held: Holdings,
+    /// Whether it may see other connections' ids (in presence lists and
+    /// events); recomputed when the identity changes.
+    pub(super) sees_ids: bool,
 }
 
 impl Session {
@@ -45,38 +50,50 @@ impl Session {
         query: Vec<(String, String)>,
     ) -> Self {
         let limiter = Limiter::new(&app.config.limits);
+        let actor = Actor::new(Arc::new(identity), Some(id.clone()));
+        let sees_ids = app
+            .resources
+            .policy()
+            .may_send_direct(&Access::Client(&actor));
         Self {
             app,
             dialect,
             id,
-            identity,
+            actor,
             query,
             limiter,
             floors: HashMap::new(),
-            keyed: HashMap::new(),
+            held: Holdings::default(),
+            sees_ids,
         }
+    }
+
+    /// Who the connection is now.
+    pub fn identity(&self) -> &Identity {
+        &self.actor.identity
     }
 
     pub(super) fn conn(&self) -> ConnInfo<'_> {
         ConnInfo {
             client_id: &self.id,
-            identity: &self.identity,
+            identity: &self.actor.identity,
             query: &self.query,
         }
     }
 
-    pub(super) fn caller(&self) -> Caller<'_> {
-        Caller {
-            identity: &self.identity,
-            conn: Some(self.id.clone()),
-            plugins: &self.app.plugins,
-        }
+    /// How this connection's operations are checked: as its client.
+    pub(super) fn access(&self) -> Access<'_> {
+        Access::Client(&self.actor)
+    }
+
+    pub(super) fn policy(&self) -> &Policy {
+        self.app.resources.policy()
     }
 
     pub(super) fn origin(&self) -> Origin {
         Origin {
             client_id: self.id.clone(),
-            user_id: self.identity.user_id.clone(),
+            user_id: self.actor.identity.user_id.clone(),
         }
     }
 
@@ -113,12 +130,16 @@ impl Session {
         match self.apply(&request.command).await {
             Ok(reply) => {
                 let mut frames = self.dialect.reply(request, &reply, &self.conn());
-                if let Reply::Resumed { missed, .. } = reply {
-                    frames.extend(
+                match reply {
+                    Reply::Resumed { missed, .. } => frames.extend(
                         missed
                             .into_iter()
                             .filter_map(|e| self.dialect.event(&Envelope::new(e))),
-                    );
+                    ),
+                    Reply::Authenticated { revoked, .. } => {
+                        frames.extend(revoked.iter().map(|r| self.dialect.revoked(r)));
+                    }
+                    _ => {}
                 }
                 frames
             }
@@ -144,7 +165,10 @@ impl Session {
         match command {
             Command::Ping => Ok(Reply::Pong),
             Command::Info => Ok(Reply::Info),
-            Command::Auth { token } => self.auth(token.as_deref()),
+            Command::Auth {
+                token,
+                anonymous_on_failure,
+            } => self.auth(token.as_deref(), *anonymous_on_failure).await,
             Command::Subscribe {
                 target: Target::Channel(channel),
                 filter,
@@ -173,26 +197,17 @@ impl Session {
                 channels,
                 data,
             } => self.send(users, clients, channels, data).await,
-            Command::PresenceJoin { channel, info } => self.presence_join(channel, info),
+            Command::PresenceJoin { channel, info } => self.presence_join(channel, info).await,
             Command::PresenceLeave { channel } => Ok(Reply::Left {
                 channel: channel.clone(),
                 was_present: self.app.bus.presence_leave(&self.id, channel),
             }),
-            Command::PresenceList { channel } => Ok(Reply::Presence {
-                channel: channel.clone(),
-                members: self.app.bus.presence_list(channel),
-            }),
+            Command::PresenceList { channel } => self.presence_list(channel).await,
             Command::Walker { name, context, .. } => {
                 let outcome = self
                     .app
                     .plugins
-                    .call_walker(
-                        name,
-                        context,
-                        &self.identity,
-                        Some(self.id.clone()),
-                        Transport::Ws,
-                    )
+                    .call_walker(name, context, &self.actor, Transport::Ws)
                     .await
                     .map_err(|e| e.to_client(name))?;
                 Ok(Reply::Walker {
@@ -225,26 +240,36 @@ impl Session {
             Command::TopicCreate { .. }
             | Command::TopicDestroy { .. }
             | Command::TopicList
-            | Command::TopicGet { .. } => self.topic(command),
+            | Command::TopicGet { .. } => self.topic(command).await,
         }
     }
 
     /// Whether `channel` names a resource in a dialect where that makes it
     /// the resource's system topic.
-    fn is_resource_topic(&self, channel: &str) -> bool {
+    pub(super) fn is_resource_topic(&self, channel: &str) -> bool {
         self.dialect.resource_topics() && self.app.resources.exists(channel)
     }
 
-    fn auth(&mut self, token: Option<&str>) -> Result<Reply, ClientError> {
-        let identity = self
-            .app
-            .auth
-            .authenticate(token)
-            .map_err(|e| ClientError::new(ErrorCode::Unauthorized, e.to_string()))?;
-        self.app.bus.set_user(&self.id, identity.user_id.clone());
-        self.identity = identity;
+    /// An in-band token change. A refused token keeps the identity (and
+    /// answers UNAUTHORIZED) — or, where the dialect says so (jac-cloud's
+    /// `change_user`), drops the connection to the anonymous identity.
+    async fn auth(
+        &mut self,
+        token: Option<&str>,
+        anonymous_on_failure: bool,
+    ) -> Result<Reply, ClientError> {
+        let identity = match self.app.auth.authenticate(token) {
+            Ok(identity) => identity,
+            Err(e) if anonymous_on_failure && !self.app.auth.required() => {
+                tracing::debug!(client = %self.id, cause = %e, "token refused; now anonymous");
+                Identity::anonymous()
+            }
+            Err(e) => return Err(ClientError::new(ErrorCode::Unauthorized, e.to_string())),
+        };
+        let revoked = self.change_identity(identity).await;
         Ok(Reply::Authenticated {
-            user: self.identity.user_json(),
+            user: self.actor.identity.user_json(),
+            revoked,
         })
     }
 }
@@ -268,16 +293,32 @@ impl super::Handler for Session {
     }
 
     async fn on_outbound(&mut self, out: Outbound) -> Result<Vec<Utf8Bytes>, super::Close> {
-        if let Outbound::Event(envelope) = &out {
-            if let Event::Change(change) = &envelope.event {
+        match &out.event {
+            Event::Change(change)
                 if self
                     .floors
                     .get(&change.resource)
-                    .is_some_and(|floor| change.seq <= *floor)
-                {
-                    return Ok(Vec::new());
-                }
+                    .is_some_and(|floor| change.seq <= *floor) =>
+            {
+                return Ok(Vec::new());
             }
+            // Ids are for messaging; a watcher who may not message other
+            // connections gets the member without its connection id.
+            Event::Presence {
+                channel,
+                kind,
+                member,
+            } if !self.sees_ids => {
+                let redacted = Envelope::new(Event::Presence {
+                    channel: channel.clone(),
+                    kind: *kind,
+                    member: member.redacted(),
+                });
+                return Ok(super::outbound_text(self.dialect, redacted)
+                    .into_iter()
+                    .collect());
+            }
+            _ => {}
         }
         Ok(super::outbound_text(self.dialect, out)
             .into_iter()
@@ -285,4 +326,18 @@ impl super::Handler for Session {
     }
 
     async fn on_close(&mut self) {}
+
+    fn expires_at_ms(&self) -> Option<u64> {
+        self.actor.identity.expires_at_ms
+    }
+
+    fn expiry_warning(&self, ms_left: u64) -> Vec<Utf8Bytes> {
+        let error = ClientError::new(
+            ErrorCode::TokenExpired,
+            format!(
+                "the token expires in {ms_left} ms: send a fresh one in-band to stay connected"
+            ),
+        );
+        super::frames(&[self.dialect.error(None, None, &error)])
+    }
 }

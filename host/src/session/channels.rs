@@ -1,49 +1,44 @@
 //! Channel commands: subscribe, publish, targeted sends, presence — each
-//! checked by the guards first.
+//! authorized by the policy first, and refused when a client's payload
+//! would impersonate a server frame.
 
 use serde_json::{json, Value};
 
 use super::Session;
-use crate::bus::{Event, Filter};
+use crate::bus::{Event, Topic};
 use crate::error::ClientError;
-use crate::plugins::{GuardOutcome, Operation};
+use crate::policy::check_client_payload;
+use crate::protocol::fields::check_channel;
 use crate::protocol::{Reply, Target};
-use crate::resources::resource_channel;
 
 impl Session {
-    /// Consults the guards for `op` on `target`.
-    pub(super) async fn guard(
-        &self,
-        op: Operation,
-        target: &str,
-        payload: &Value,
-    ) -> Result<GuardOutcome, ClientError> {
-        Ok(self
-            .app
-            .plugins
-            .guard(op, target, &self.identity, Some(self.id.clone()), payload)
-            .await?)
-    }
-
     pub(super) async fn subscribe_channel(
         &mut self,
         channel: &str,
         filter: &Value,
     ) -> Result<Reply, ClientError> {
-        let client = Filter::from_value(filter).map_err(ClientError::bad_request)?;
-        let guard = self.guard(Operation::Subscribe, channel, filter).await?;
-        let filter = Filter::and(client, guard.filter);
-        self.app.bus.subscribe(&self.id, channel, filter.clone());
+        check_channel(channel, "channel")?;
+        let effective = self
+            .policy()
+            .read_channel(&self.access(), channel, filter, filter)
+            .await?;
+        self.app
+            .bus
+            .subscribe(&self.id, &Topic::channel(channel), effective.clone());
+        self.held
+            .channels
+            .insert(channel.to_owned(), filter.clone());
         Ok(Reply::Subscribed {
             target: Target::Channel(channel.to_owned()),
-            filter: filter.map_or(Value::Null, |f| f.to_value()),
+            filter: effective.map_or(Value::Null, |f| f.to_value()),
             events: Vec::new(),
             recovered: None,
         })
     }
 
     pub(super) fn unsubscribe_channel(&mut self, channel: &str) -> Result<Reply, ClientError> {
-        self.app.bus.unsubscribe(&self.id, channel);
+        self.app.bus.unsubscribe(&self.id, &Topic::channel(channel));
+        self.held.channels.remove(channel);
         Ok(Reply::Unsubscribed {
             target: Target::Channel(channel.to_owned()),
         })
@@ -54,29 +49,24 @@ impl Session {
         channel: &str,
         message: &Value,
     ) -> Result<Reply, ClientError> {
-        let guard = self.guard(Operation::Publish, channel, message).await?;
-        let message = patched(message, guard.patch);
-        let mut delivered = self.publish_message(channel, channel, &message);
-        // As s3db.js does, a publish also reaches the subscribers of a
-        // resource of that name.
-        if self.app.resources.exists(channel) {
-            delivered += self.publish_message(&resource_channel(channel), channel, &message);
-        }
+        check_channel(channel, "channel")?;
+        check_client_payload(message)?;
+        let message = self
+            .policy()
+            .write_channel(&self.access(), channel, message)
+            .await?;
+        let delivered = self
+            .app
+            .resources
+            .publish_message(channel, Some(self.origin()), &message);
         Ok(Reply::Published {
             channel: channel.to_owned(),
             delivered,
         })
     }
 
-    fn publish_message(&self, bus_channel: &str, channel: &str, message: &Value) -> usize {
-        let event = Event::Message {
-            channel: channel.to_owned(),
-            from: Some(self.origin()),
-            data: message.clone(),
-        };
-        self.app.bus.publish(bus_channel, event, message)
-    }
-
+    /// A send to users, clients and channels: every target is authorized
+    /// before anything is delivered, so a refusal delivers nothing.
     pub(super) async fn send(
         &mut self,
         users: &[String],
@@ -84,51 +74,80 @@ impl Session {
         channels: &[String],
         data: &Value,
     ) -> Result<Reply, ClientError> {
-        if !users.is_empty() || !clients.is_empty() {
-            self.guard(Operation::Send, "direct", data).await?;
-        }
+        check_client_payload(data)?;
+        let direct = if users.is_empty() && clients.is_empty() {
+            None
+        } else {
+            Some(
+                self.policy()
+                    .send_direct(&self.access(), users, clients, data)
+                    .await?,
+            )
+        };
+        let mut to_channels = Vec::with_capacity(channels.len());
         for channel in channels {
-            self.guard(Operation::Send, channel, data).await?;
+            check_channel(channel, "channels")?;
+            let data = self
+                .policy()
+                .write_channel(&self.access(), channel, data)
+                .await?;
+            to_channels.push((channel, data));
         }
         let bus = &self.app.bus;
-        let direct = || Event::Direct {
-            from: self.origin(),
-            data: data.clone(),
-        };
-        let mut delivered =
-            bus.send_to_users(users, direct()) + bus.send_to_clients(clients, direct());
-        for channel in channels {
-            delivered += self.publish_message(channel, channel, data);
+        let mut delivered = 0;
+        if let Some(data) = direct {
+            let direct = || Event::Direct {
+                from: self.origin(),
+                data: data.clone(),
+            };
+            delivered +=
+                bus.send_to_users(users, direct()) + bus.send_to_clients(clients, direct());
+        }
+        for (channel, data) in to_channels {
+            delivered += self
+                .app
+                .resources
+                .publish_message(channel, Some(self.origin()), &data);
         }
         Ok(Reply::Sent { delivered })
     }
 
-    pub(super) fn presence_join(
+    pub(super) async fn presence_join(
         &mut self,
         channel: &str,
         info: &Value,
     ) -> Result<Reply, ClientError> {
+        check_channel(channel, "channel")?;
         let info = if info.is_null() {
             json!({})
         } else {
             info.clone()
         };
+        let payload = json!({"presence": "join", "info": info});
+        self.policy()
+            .read_channel(&self.access(), channel, &Value::Null, &payload)
+            .await?;
         self.app.bus.presence_join(&self.id, channel, info);
         Ok(Reply::Joined {
             channel: channel.to_owned(),
         })
     }
-}
 
-/// `message` with a guard's patch merged in (objects only: a patch cannot
-/// apply to a scalar payload).
-fn patched(message: &Value, patch: serde_json::Map<String, Value>) -> Value {
-    match message {
-        Value::Object(map) if !patch.is_empty() => {
-            let mut map = map.clone();
-            map.extend(patch);
-            Value::Object(map)
-        }
-        other => other.clone(),
+    pub(super) async fn presence_list(&mut self, channel: &str) -> Result<Reply, ClientError> {
+        check_channel(channel, "channel")?;
+        let payload = json!({"presence": "list"});
+        self.policy()
+            .read_channel(&self.access(), channel, &Value::Null, &payload)
+            .await?;
+        let members = self.app.bus.presence_list(channel);
+        let members = if self.sees_ids {
+            members
+        } else {
+            members.iter().map(|m| m.redacted()).collect()
+        };
+        Ok(Reply::Presence {
+            channel: channel.to_owned(),
+            members,
+        })
     }
 }

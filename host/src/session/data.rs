@@ -1,22 +1,23 @@
-//! Resource commands (reads, writes, replay, resumable and keyed
-//! subscriptions) and Daptin's named topics.
+//! Resource commands: reads, writes, replay, resumable and keyed
+//! subscriptions — all through [`crate::resources`] as this connection's
+//! client.
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
+use super::reauth::Keyed;
 use super::Session;
-use crate::bus::{Event, Filter, Subscription};
+use crate::bus::{Event, Filter, Subscription, Topic};
 use crate::error::{ClientError, ErrorCode};
-use crate::protocol::{fields::iso_time, Command, Reply, Target};
-use crate::resources::resource_channel;
+use crate::protocol::{Command, Reply, Target};
 
 impl Session {
     /// Reads, writes and replays.
     pub(super) async fn data(&mut self, command: &Command) -> Result<Reply, ClientError> {
         let resources = &self.app.resources;
-        let caller = self.caller();
+        let access = self.access();
         let (resource, data, cursor) = match command {
             Command::Get { resource, id } => {
-                (resource, resources.get(&caller, resource, id).await?, None)
+                (resource, resources.get(&access, resource, id).await?, None)
             }
             Command::List {
                 resource,
@@ -25,26 +26,26 @@ impl Session {
                 cursor,
             } => {
                 let (rows, next) = resources
-                    .list(&caller, resource, filter, *limit, cursor.clone())
+                    .list(&access, resource, filter, *limit, cursor.clone())
                     .await?;
                 let rows = rows.into_iter().map(|r| r.record).collect();
                 (resource, Value::Array(rows), next)
             }
             Command::Insert { resource, data } => (
                 resource,
-                resources.insert(&caller, resource, data.clone()).await?,
+                resources.insert(&access, resource, data.clone()).await?,
                 None,
             ),
             Command::Update { resource, id, data } => (
                 resource,
                 resources
-                    .update(&caller, resource, id, data.clone())
+                    .update(&access, resource, id, data.clone())
                     .await?,
                 None,
             ),
             Command::Delete { resource, id } => (
                 resource,
-                resources.delete(&caller, resource, id).await?,
+                resources.delete(&access, resource, id).await?,
                 None,
             ),
             Command::Replay {
@@ -52,7 +53,7 @@ impl Session {
                 filter,
                 limit,
             } => {
-                let (rows, seq) = resources.replay(&caller, resource, filter, *limit).await?;
+                let (rows, seq) = resources.replay(&access, resource, filter, *limit).await?;
                 let (rows, seqs) = rows.into_iter().map(|r| (r.record, r.seq)).unzip();
                 return Ok(Reply::Replayed {
                     resource: resource.clone(),
@@ -90,19 +91,34 @@ impl Session {
         let (sub, names) = self
             .app
             .resources
-            .subscription(&self.caller(), resource, filter, events)
+            .subscription(&self.access(), resource, filter, events)
             .await?;
-        let channel = resource_channel(resource);
         // Subscribe before reading the log, so nothing falls between the
         // two; duplicates are dropped by sequence number (`floors`).
         match key {
             Some(key) => {
-                self.keyed
-                    .insert(key.to_owned(), (channel.clone(), sub.clone()));
-                self.resubscribe(&channel);
+                let keyed = Keyed {
+                    resource: resource.to_owned(),
+                    filter: filter.clone(),
+                    events: events.to_vec(),
+                    sub: sub.clone(),
+                };
+                // An id re-used for another table must not leave the old
+                // table streaming.
+                if let Some(old) = self.held.keyed.insert(key.to_owned(), keyed) {
+                    if old.resource != resource {
+                        self.resubscribe(&old.resource);
+                    }
+                }
+                self.resubscribe(resource);
             }
             None => {
-                self.app.bus.subscribe_ops(&self.id, &channel, sub.clone());
+                self.app
+                    .bus
+                    .subscribe_ops(&self.id, &Topic::resource(resource), sub.clone());
+                self.held
+                    .resources
+                    .insert(resource.to_owned(), (filter.clone(), events.to_vec()));
             }
         }
         let subscribed = |recovered| Reply::Subscribed {
@@ -138,22 +154,22 @@ impl Session {
     ) -> Result<Reply, ClientError> {
         let resource = match key {
             Some(key) => {
-                let (channel, _) = self.keyed.remove(key).ok_or_else(|| {
+                let keyed = self.held.keyed.remove(key).ok_or_else(|| {
                     ClientError::new(
                         ErrorCode::NotFound,
                         format!("no subscription with id {key}"),
                     )
                 })?;
-                self.resubscribe(&channel);
-                channel.trim_start_matches(&resource_channel("")).to_owned()
+                self.resubscribe(&keyed.resource);
+                keyed.resource
             }
             None => {
                 self.app.resources.config(resource)?;
-                self.keyed
-                    .retain(|_, (c, _)| *c != resource_channel(resource));
+                self.held.keyed.retain(|_, k| k.resource != resource);
+                self.held.resources.remove(resource);
                 self.app
                     .bus
-                    .unsubscribe(&self.id, &resource_channel(resource));
+                    .unsubscribe(&self.id, &Topic::resource(resource));
                 resource.to_owned()
             }
         };
@@ -163,103 +179,22 @@ impl Session {
         })
     }
 
-    /// Puts the OR of this connection's keyed subscriptions on `channel`
+    /// Puts the OR of this connection's keyed subscriptions on `resource`
     /// on the bus (or removes it when none is left).
-    fn resubscribe(&self, channel: &str) {
-        let subs: Vec<&Subscription> = self
-            .keyed
-            .values()
-            .filter(|(c, _)| c == channel)
-            .map(|(_, s)| s)
-            .collect();
-        let Some(first) = subs.first() else {
-            self.app.bus.unsubscribe(&self.id, channel);
-            return;
+    pub(super) fn resubscribe(&self, resource: &str) {
+        let topic = Topic::resource(resource);
+        match self.held.keyed_union(resource) {
+            Some(sub) => self.app.bus.subscribe_ops(&self.id, &topic, sub),
+            None => self.app.bus.unsubscribe(&self.id, &topic),
         };
-        let combined = subs
-            .iter()
-            .skip(1)
-            .fold((*first).clone(), |acc, s| Subscription {
-                filter: Filter::or(acc.filter, s.filter.clone()),
-                ops: acc.ops | s.ops,
-            });
-        self.app.bus.subscribe_ops(&self.id, channel, combined);
     }
+}
 
-    /// Daptin's named topics; every resource is also a (system) topic.
-    pub(super) fn topic(&mut self, command: &Command) -> Result<Reply, ClientError> {
-        let mut topics = self.app.topics.lock();
-        let system = |name: &str| self.app.resources.exists(name);
-        let describe = |name: &str, info: Option<&Value>| {
-            let mut v = info
-                .cloned()
-                .unwrap_or_else(|| json!({"name": name, "type": "system"}));
-            v["subscribers"] = json!(self.app.bus.subscriber_count(&self.topic_channel(name)));
-            v
-        };
-        match command {
-            Command::TopicCreate { name } => {
-                if system(name) || topics.contains_key(name) {
-                    return Err(ClientError::new(
-                        ErrorCode::Conflict,
-                        format!("topic `{name}` already exists"),
-                    ));
-                }
-                let info = json!({
-                    "name": name,
-                    "type": "user",
-                    "createdBy": self.identity.user_id,
-                    "createdAt": iso_time(crate::now_ms()),
-                });
-                topics.insert(name.clone(), info.clone());
-                Ok(Reply::Topic { info })
-            }
-            Command::TopicDestroy { name } => {
-                if system(name) {
-                    return Err(ClientError::forbidden(format!(
-                        "`{name}` is a system topic"
-                    )));
-                }
-                let info = topics.remove(name).ok_or_else(|| {
-                    ClientError::new(ErrorCode::NotFound, format!("no topic `{name}`"))
-                })?;
-                Ok(Reply::Topic { info })
-            }
-            Command::TopicGet { name } => {
-                if !system(name) && !topics.contains_key(name) {
-                    return Err(ClientError::new(
-                        ErrorCode::NotFound,
-                        format!("no topic `{name}`"),
-                    ));
-                }
-                Ok(Reply::Topic {
-                    info: describe(name, topics.get(name)),
-                })
-            }
-            Command::TopicList => {
-                let mut list: Vec<Value> = self
-                    .app
-                    .config
-                    .resources
-                    .keys()
-                    .map(|name| describe(name, None))
-                    .collect();
-                list.extend(topics.iter().map(|(name, info)| describe(name, Some(info))));
-                Ok(Reply::Topics { topics: list })
-            }
-            _ => Err(ClientError::new(
-                ErrorCode::InternalError,
-                "not a topic command",
-            )),
-        }
-    }
-
-    /// The bus channel behind a topic name.
-    fn topic_channel(&self, name: &str) -> String {
-        if self.app.resources.exists(name) {
-            resource_channel(name)
-        } else {
-            name.to_owned()
-        }
-    }
+/// The OR of several subscriptions on one topic.
+pub(super) fn union<'a>(mut subs: impl Iterator<Item = &'a Subscription>) -> Option<Subscription> {
+    let first = subs.next()?.clone();
+    Some(subs.fold(first, |acc, s| Subscription {
+        filter: Filter::or(acc.filter, s.filter.clone()),
+        ops: acc.ops | s.ops,
+    }))
 }

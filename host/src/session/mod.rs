@@ -10,6 +10,9 @@ mod apply;
 mod channels;
 mod data;
 mod ratelimit;
+mod reauth;
+mod scripted;
+mod topics;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -25,6 +28,8 @@ use crate::protocol::{encode_event, to_frame, Dialect};
 use crate::App;
 
 pub use apply::Session;
+pub use scripted::ScriptedSocket;
+pub use topics::UserTopic;
 
 /// Close code for server shutdown and dead peers (1001: going away).
 pub const CLOSE_GOING_AWAY: u16 = 1001;
@@ -55,6 +60,73 @@ pub trait Handler: Send {
     ) -> impl Future<Output = Result<Vec<Utf8Bytes>, Close>> + Send;
     /// Called once the connection is closed.
     fn on_close(&mut self) -> impl Future<Output = ()> + Send;
+    /// When the connection's identity stops being valid (its token's `exp`,
+    /// Unix milliseconds): the loop warns `auth.expiry_warning_ms` before
+    /// and closes with 1008 at that moment, unless a fresh token moved it.
+    fn expires_at_ms(&self) -> Option<u64> {
+        None
+    }
+    /// The frames warning that the identity expires in `ms_left`.
+    fn expiry_warning(&self, _ms_left: u64) -> Vec<Utf8Bytes> {
+        Vec::new()
+    }
+}
+
+/// The close for a connection whose token reached `exp`.
+fn expired_close() -> Close {
+    (CLOSE_POLICY, "UNAUTHORIZED: token expired".to_owned())
+}
+
+/// The expiry timer of one connection: armed only while its identity has an
+/// expiry, and re-armed only when the moment changes (a delivery-heavy
+/// connection must not pay a timer registration per wake-up).
+struct ExpiryTimer {
+    warning_ms: u64,
+    /// The `exp` already warned about.
+    warned: Option<u64>,
+    /// The Unix ms the sleep is set for, and the sleep.
+    armed: Option<(u64, std::pin::Pin<Box<tokio::time::Sleep>>)>,
+}
+
+impl ExpiryTimer {
+    fn new(warning_ms: u64) -> Self {
+        Self {
+            warning_ms,
+            warned: None,
+            armed: None,
+        }
+    }
+
+    /// Arms the sleep for `exp`'s next moment: the warning, or `exp` itself
+    /// once warned.
+    fn arm(&mut self, exp: Option<u64>) {
+        let Some(exp) = exp else {
+            self.armed = None;
+            return;
+        };
+        let at = if self.warned == Some(exp) {
+            exp
+        } else {
+            exp.saturating_sub(self.warning_ms)
+        };
+        let when = Instant::now() + Duration::from_millis(at.saturating_sub(crate::now_ms()));
+        match &mut self.armed {
+            Some((armed, _)) if *armed == at => {}
+            Some((armed, sleep)) => {
+                *armed = at;
+                sleep.as_mut().reset(when);
+            }
+            None => self.armed = Some((at, Box::pin(tokio::time::sleep_until(when)))),
+        }
+    }
+
+    /// Resolves when the armed moment comes; never when unarmed.
+    async fn fired(&mut self) {
+        match &mut self.armed {
+            Some((_, sleep)) => sleep.as_mut().await,
+            None => std::future::pending().await,
+        }
+    }
 }
 
 /// Why a socket write failed: the peer went away or we were told to close.
@@ -106,6 +178,7 @@ pub async fn run<W, R, H>(
     let mut ping_every = tokio::time::interval(limits.heartbeat_interval());
     ping_every.reset();
     let mut pong_deadline: Option<Instant> = None;
+    let mut expiry = ExpiryTimer::new(app.config.auth.expiry_warning_ms);
 
     let close = match Box::pin(handler.greeting()).await {
         Err(close) => Some(close),
@@ -115,13 +188,31 @@ pub async fn run<W, R, H>(
                 if !alive {
                     break None;
                 }
+                let exp = handler.expires_at_ms();
+                expiry.arm(exp);
                 let step = tokio::select! {
                     biased;
                     () = kill.requested() => break kill.reason().cloned(),
                     () = app.shutdown.cancelled() => {
                         break Some((CLOSE_GOING_AWAY, "server shutting down".to_owned()));
                     }
+                    () = expiry.fired() => {
+                        let exp = exp.unwrap_or_default();
+                        let now = crate::now_ms();
+                        if now >= exp {
+                            app.metrics.disconnect("token_expired");
+                            break Some(expired_close());
+                        }
+                        expiry.warned = Some(exp);
+                        Ok(handler.expiry_warning(exp - now))
+                    }
                     frame = stream.next() => match frame {
+                        // Nothing is done for an identity past its `exp`,
+                        // even when the frame beat the timer to the loop.
+                        Some(Ok(_)) if exp.is_some_and(|exp| crate::now_ms() >= exp) => {
+                            app.metrics.disconnect("token_expired");
+                            break Some(expired_close());
+                        }
                         Some(Ok(message)) => {
                             pong_deadline = None;
                             match message {
@@ -204,10 +295,7 @@ async fn flush_then<H: Handler>(
 
 /// The text of a bus delivery for `dialect`, if it shows it.
 pub fn outbound_text(dialect: &dyn Dialect, out: Outbound) -> Option<Utf8Bytes> {
-    match out {
-        Outbound::Frame(text) => Some(*text),
-        Outbound::Event(envelope) => encode_event(dialect, &envelope),
-    }
+    encode_event(dialect, &out)
 }
 
 /// The close to send after a read error. Oversized frames get 1009 with the

@@ -40,6 +40,9 @@ pub enum StoreError {
     /// Insert of an id that exists.
     #[error("record `{0}` already exists")]
     Exists(String),
+    /// The written record would fall outside what the writer may reach.
+    #[error("the record would leave what you may write")]
+    OutOfScope,
 }
 
 macro_rules! db_err {
@@ -173,10 +176,19 @@ impl Store {
     }
 
     /// Merges `patch` into a record (top-level fields; `id` cannot change).
+    /// `allowed` is checked inside the transaction: a current record it
+    /// refuses counts as missing, a result it refuses is not written.
     ///
     /// # Errors
-    /// Missing record, bad patch, too large, storage failure.
-    pub fn update(&self, resource: &str, id: &str, patch: Value) -> Result<Committed, StoreError> {
+    /// Missing (or not allowed) record, bad patch, a result outside
+    /// `allowed`, too large, storage failure.
+    pub fn update(
+        &self,
+        resource: &str,
+        id: &str,
+        patch: Value,
+        allowed: impl Fn(&Value) -> bool,
+    ) -> Result<Committed, StoreError> {
         let Value::Object(patch) = patch else {
             return Err(StoreError::BadRecord(
                 "update data must be a JSON object".into(),
@@ -186,20 +198,29 @@ impl Store {
             return Err(StoreError::BadRecord("`id` cannot be changed".into()));
         }
         self.write(resource, id, "update", |old| {
-            let Some(Value::Object(mut record)) = old else {
+            let Some(Value::Object(mut record)) = old.filter(&allowed) else {
                 return Err(StoreError::NotFound(id.to_owned()));
             };
             record.extend(patch);
-            Ok(Some(Value::Object(record)))
+            let record = Value::Object(record);
+            if !allowed(&record) {
+                return Err(StoreError::OutOfScope);
+            }
+            Ok(Some(record))
         })
     }
 
-    /// Deletes a record.
+    /// Deletes a record; one `allowed` refuses counts as missing.
     ///
     /// # Errors
-    /// Missing record, storage failure.
-    pub fn delete(&self, resource: &str, id: &str) -> Result<Committed, StoreError> {
-        self.write(resource, id, "delete", |old| match old {
+    /// Missing (or not allowed) record, storage failure.
+    pub fn delete(
+        &self,
+        resource: &str,
+        id: &str,
+        allowed: impl Fn(&Value) -> bool,
+    ) -> Result<Committed, StoreError> {
+        self.write(resource, id, "delete", |old| match old.filter(&allowed) {
             Some(_) => Ok(None),
             None => Err(StoreError::NotFound(id.to_owned())),
         })
@@ -365,13 +386,27 @@ mod tests {
             s.insert("m", json!({"big": big})),
             Err(StoreError::TooLarge { .. })
         ));
-        let u = s.update("m", "a", json!({"x": 2})).expect("update");
+        assert!(matches!(
+            s.update("m", "a", json!({"x": 2}), |r| r["x"] == 5),
+            Err(StoreError::NotFound(_))
+        ));
+        assert!(matches!(
+            s.update("m", "a", json!({"x": 2}), |r| r["x"] == 1),
+            Err(StoreError::OutOfScope)
+        ));
+        let u = s
+            .update("m", "a", json!({"x": 2}), |_| true)
+            .expect("update");
         assert_eq!(u.record, json!({"id": "a", "x": 2}));
         s.insert("n", json!({"id": "b"})).expect("other resource");
         let (changes, complete) = s.changes_since("m", 0).expect("changes");
         assert!(complete);
         assert_eq!(changes.iter().map(|c| c.seq).collect::<Vec<_>>(), [1, 2]);
-        s.delete("m", "a").expect("delete");
+        assert!(matches!(
+            s.delete("m", "a", |_| false),
+            Err(StoreError::NotFound(_))
+        ));
+        s.delete("m", "a", |_| true).expect("delete");
         assert!(s.get("m", "a").expect("get").is_none());
         // Retention 3: seq 1 is gone now (4 entries written).
         let (_, complete) = s.changes_since("m", 0).expect("changes");

@@ -5,7 +5,7 @@
 use serde_json::{json, Value};
 use switchboard_guest::{
     error, export_plugin, host, json, notify_channels, notify_clients, notify_self, notify_users,
-    reply, walker, Manifest, Plugin, PluginError, WalkerReply, WalkerRequest,
+    reply, walker, ErrorCode, Manifest, Plugin, PluginError, WalkerReply, WalkerRequest,
 };
 
 struct Chat;
@@ -15,7 +15,7 @@ struct Chat;
 fn field<'a>(context: &'a Value, keys: &[&str]) -> Result<&'a str, PluginError> {
     keys.iter()
         .find_map(|k| context[*k].as_str())
-        .ok_or_else(|| error("BAD_REQUEST", &format!("missing `{}`", keys[0])))
+        .ok_or_else(|| error(ErrorCode::BadRequest, &format!("missing `{}`", keys[0])))
 }
 
 /// The notification every send walker delivers.
@@ -78,7 +78,7 @@ impl Plugin for Chat {
                 let stored = host::store_insert("messages", &context.to_string())?;
                 Ok(reply(json(&stored)))
             }
-            other => Err(error("NOT_FOUND", &format!("no walker `{other}`"))),
+            other => Err(error(ErrorCode::NotFound, &format!("no walker `{other}`"))),
         }
     }
 }

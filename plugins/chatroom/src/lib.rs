@@ -9,7 +9,8 @@ use std::collections::HashMap;
 
 use serde_json::json;
 use switchboard_guest::{
-    broadcast, error, export_plugin, host, json, notify_self, now_ms, ChannelMessage, Manifest,
+    broadcast, error, export_plugin, host, json, notify_self, now_ms, ChannelMessage, ErrorCode,
+    Manifest,
     Plugin, PluginError, PresenceEvent, PresenceKind, SocketOpen,
 };
 
@@ -29,7 +30,7 @@ thread_local! {
 fn member<T>(conn: &str, f: impl FnOnce(&Member) -> T) -> Result<T, PluginError> {
     MEMBERS
         .with(|m| m.borrow().get(conn).map(f))
-        .ok_or_else(|| error("NO_CONNECTION", "unknown connection"))
+        .ok_or_else(|| error(ErrorCode::BadRequest, "unknown connection"))
 }
 
 impl Plugin for ChatRoom {

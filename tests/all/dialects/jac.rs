@@ -37,36 +37,49 @@ async fn connection_walkers_and_notifications() {
     assert_eq!(user_info["root_id"], "672b35cec309e5ef8469c372");
     assert_eq!(user_info["channel_id"], "anystring");
     let (mut group, _) = jac(server.addr, "?channel_id=anystring", &[]).await;
+    let t2 = token("n::sender", None, json!({}));
+    let bearer2 = format!("Bearer {t2}");
+    let (mut sender, _) = jac(server.addr, "", &[("authorization", &bearer2)]).await;
 
     // TRIGGER WALKER EVENT with "response": true → jac-cloud's reply shape.
-    anon.send(json!({"type": "walker", "walker": "echo", "response": true, "context": {"val": 1}}))
+    sender
+        .send(json!({"type": "walker", "walker": "echo", "response": true, "context": {"val": 1}}))
         .await;
-    let resp = anon.recv().await;
+    let resp = sender.recv().await;
     assert_eq!(
         resp,
         json!({"status": 200, "reports": [{"val": 1}], "returns": {"val": 1}})
     );
     // Without "response": nothing comes back.
-    anon.send(json!({"type": "walker", "walker": "echo", "context": {}}))
+    sender
+        .send(json!({"type": "walker", "walker": "echo", "context": {}}))
         .await;
-    anon.expect_silence(Duration::from_millis(200)).await;
+    sender.expect_silence(Duration::from_millis(200)).await;
+    // As in jac-cloud, walkers need an authenticated caller by default.
+    anon.send(json!({"type": "walker", "walker": "echo", "response": true, "context": {}}))
+        .await;
+    let refused = anon.recv().await;
+    assert_eq!(refused["type"], "walker", "{refused}");
+    assert_eq!(refused["code"], "FORBIDDEN");
 
     // TRIGGER CLIENT / CHANNEL / USER EVENT: data arrives bare.
     let chat = json!({"type": "chat", "data": {"any_field": "any_value"}});
-    anon.send(json!({"type": "client", "client_ids": [user_info["client_id"]], "data": chat}))
+    sender
+        .send(json!({"type": "client", "client_ids": [user_info["client_id"]], "data": chat}))
         .await;
     assert_eq!(user.recv().await, chat);
     anon.send(json!({"type": "channel", "channel_ids": ["anystring"], "data": chat}))
         .await;
     assert_eq!(user.recv().await, chat);
     assert_eq!(group.recv().await, chat);
-    anon.send(json!({"type": "user", "root_ids": [user_info["root_id"]], "data": chat}))
+    sender
+        .send(json!({"type": "user", "root_ids": [user_info["root_id"]], "data": chat}))
         .await;
     assert_eq!(user.recv().await, chat);
     group.expect_silence(Duration::from_millis(100)).await;
 
     // Walkers notify channels and users (socket.notify_channels / notify_users).
-    anon.send(json!({"type": "walker", "walker": "send_chat_to_group", "context": {"channel_id": "anystring", "message": "m"}}))
+    sender.send(json!({"type": "walker", "walker": "send_chat_to_group", "context": {"channel_id": "anystring", "message": "m"}}))
         .await;
     assert_eq!(
         group.recv().await,
@@ -108,7 +121,13 @@ async fn change_user_migrates_public_to_authenticated_and_back() {
         "same connection"
     );
 
-    let (mut other, _) = jac(server.addr, "", &[]).await;
+    let t2 = token("carol", None, json!({}));
+    let (mut other, _) = jac(
+        server.addr,
+        "",
+        &[("authorization", &format!("Bearer {t2}"))],
+    )
+    .await;
     other
         .send(json!({"type": "user", "root_ids": ["bob"], "data": {"hi": 1}}))
         .await;

@@ -1,0 +1,161 @@
+//! A scripted-socket connection: the session loop drives a plugin's
+//! [`SocketInstance`] with the client's frames and the bus deliveries the
+//! script takes; everything else the bus delivers (the script's own
+//! `notify-self`) goes to the client as is. A plugin error becomes an error
+//! frame; a trap, timeout or out-of-memory closes the socket with 1011.
+
+use std::sync::Arc;
+
+use axum::extract::ws::Utf8Bytes;
+use serde_json::json;
+
+use super::{Close, Handler, CLOSE_INTERNAL, CLOSE_POLICY};
+use crate::auth::Identity;
+use crate::bus::{Event, Outbound};
+use crate::plugins::socket::{SocketEvent, SocketInstance};
+use crate::plugins::{CallError, LoadedPlugin, PluginError};
+use crate::policy::Actor;
+use crate::App;
+
+/// One scripted-socket connection.
+pub struct ScriptedSocket {
+    id: Arc<str>,
+    app: Arc<App>,
+    plugin: Arc<LoadedPlugin>,
+    path: String,
+    identity: Arc<Identity>,
+    query: Vec<(String, String)>,
+    instance: Option<SocketInstance>,
+}
+
+impl ScriptedSocket {
+    /// A connection to `plugin`'s socket at `path`; instantiated on greeting.
+    pub fn new(
+        id: Arc<str>,
+        app: Arc<App>,
+        plugin: Arc<LoadedPlugin>,
+        path: String,
+        identity: Identity,
+        query: Vec<(String, String)>,
+    ) -> Self {
+        Self {
+            id,
+            app,
+            plugin,
+            path,
+            identity: Arc::new(identity),
+            query,
+            instance: None,
+        }
+    }
+
+    fn count(&self, outcome: &'static str) {
+        self.app.metrics.plugin_call(&self.plugin.name, outcome);
+    }
+
+    /// A plugin error as the frame the client sees.
+    fn error_frame(&self, e: &PluginError) -> Vec<Utf8Bytes> {
+        self.count("error");
+        let code = crate::error::ErrorCode::from(e.code);
+        let frame = json!({"type": "error", "code": "PLUGIN_ERROR", "message": format!("{code}: {}", e.message)});
+        vec![Utf8Bytes::from(frame.to_string())]
+    }
+
+    /// A failed instance closes the socket.
+    fn failed(&mut self, err: &CallError) -> Close {
+        self.count(err.outcome());
+        self.instance = None;
+        tracing::warn!(plugin = %self.plugin.name, client = %self.id, cause = %err, "socket script failed; closing");
+        (CLOSE_INTERNAL, format!("PLUGIN_ERROR: {err}"))
+    }
+
+    async fn deliver(&mut self, event: SocketEvent<'_>) -> Result<Vec<Utf8Bytes>, Close> {
+        let Some(instance) = self.instance.as_mut() else {
+            return Err((
+                CLOSE_INTERNAL,
+                "PLUGIN_ERROR: script instance is gone".into(),
+            ));
+        };
+        match instance.deliver(event).await {
+            Ok(None) => {
+                self.count("ok");
+                Ok(Vec::new())
+            }
+            Ok(Some(e)) => Ok(self.error_frame(&e)),
+            Err(err) => Err(self.failed(&err)),
+        }
+    }
+}
+
+impl Handler for ScriptedSocket {
+    fn id(&self) -> &Arc<str> {
+        &self.id
+    }
+
+    async fn greeting(&mut self) -> Result<Vec<Utf8Bytes>, Close> {
+        let actor = Actor::new(self.identity.clone(), Some(self.id.clone()));
+        let opened = self
+            .app
+            .plugins
+            .open_socket(&self.plugin, actor, &self.path, &self.query)
+            .await;
+        match opened {
+            Ok((instance, refused)) => {
+                self.instance = Some(instance);
+                match refused {
+                    None => {
+                        self.count("ok");
+                        Ok(Vec::new())
+                    }
+                    Some(_) => {
+                        self.count("error");
+                        Err((
+                            CLOSE_POLICY,
+                            "FORBIDDEN: the socket script refused the connection".into(),
+                        ))
+                    }
+                }
+            }
+            Err(err) => Err(self.failed(&err)),
+        }
+    }
+
+    async fn on_text(&mut self, text: &str) -> Result<Vec<Utf8Bytes>, Close> {
+        self.app.metrics.messages_in.inc();
+        self.deliver(SocketEvent::Message(text)).await
+    }
+
+    async fn on_outbound(&mut self, out: Outbound) -> Result<Vec<Utf8Bytes>, Close> {
+        if SocketInstance::takes(&out) {
+            return self.deliver(SocketEvent::Bus(&out)).await;
+        }
+        // The script's own sends (notify-self) arrive as notifications:
+        // their data goes to the client as is, a JSON string as its bare
+        // text (SoliDB's `send(data)`).
+        Ok(match &out.event {
+            Event::Notify {
+                data: serde_json::Value::String(text),
+                ..
+            } => vec![Utf8Bytes::from(text.clone())],
+            Event::Notify { data, .. } => vec![Utf8Bytes::from(data.to_string())],
+            _ => crate::protocol::encode_event(&crate::protocol::native::Native, &out)
+                .into_iter()
+                .collect(),
+        })
+    }
+
+    async fn on_close(&mut self) {
+        if self.instance.is_some() {
+            let _ = self.deliver(SocketEvent::Close).await;
+        }
+    }
+
+    fn expires_at_ms(&self) -> Option<u64> {
+        self.identity.expires_at_ms
+    }
+
+    fn expiry_warning(&self, ms_left: u64) -> Vec<Utf8Bytes> {
+        let frame = json!({"type": "error", "code": "TOKEN_EXPIRED", "message": format!("the token expires in {ms_left} ms")});
+        vec![Utf8Bytes::from(frame.to_string())]
+    }
+}

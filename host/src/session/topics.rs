@@ -1,0 +1,123 @@
+//! Daptin's named topics; every resource is also a (system) topic. A topic
+//! is listed and described only to callers who may subscribe to it, and
+//! destroyed only by its creator or an admin.
+
+use serde_json::{json, Value};
+
+use super::Session;
+use crate::bus::Topic;
+use crate::error::{ClientError, ErrorCode};
+use crate::protocol::{fields::iso_time, Command, Reply};
+
+/// A topic created by a client.
+#[derive(Debug, Clone)]
+pub struct UserTopic {
+    /// What clients see.
+    pub info: Value,
+    /// The creating user, when authenticated.
+    pub creator_user: Option<String>,
+    /// The creating connection (which owns it when the creator was anonymous).
+    pub creator_conn: std::sync::Arc<str>,
+}
+
+impl Session {
+    /// Daptin's topic commands.
+    pub(super) async fn topic(&mut self, command: &Command) -> Result<Reply, ClientError> {
+        match command {
+            Command::TopicCreate { name } => {
+                let mut topics = self.app.topics.lock();
+                if self.app.resources.exists(name) || topics.contains_key(name) {
+                    return Err(ClientError::new(
+                        ErrorCode::Conflict,
+                        format!("topic `{name}` already exists"),
+                    ));
+                }
+                let info = json!({
+                    "name": name,
+                    "type": "user",
+                    "createdBy": self.identity().user_id,
+                    "createdAt": iso_time(crate::now_ms()),
+                });
+                let topic = UserTopic {
+                    info: info.clone(),
+                    creator_user: self.identity().user_id.clone(),
+                    creator_conn: self.id.clone(),
+                };
+                topics.insert(name.clone(), topic);
+                Ok(Reply::Topic { info })
+            }
+            Command::TopicDestroy { name } => {
+                if self.app.resources.exists(name) {
+                    return Err(ClientError::forbidden(format!(
+                        "`{name}` is a system topic"
+                    )));
+                }
+                let mut topics = self.app.topics.lock();
+                let topic = topics.get(name).ok_or_else(|| no_topic(name))?;
+                self.policy().destroy_topic(
+                    &self.actor,
+                    name,
+                    topic.creator_user.as_deref(),
+                    &topic.creator_conn,
+                )?;
+                let info = topics.remove(name).map(|t| t.info).unwrap_or_default();
+                Ok(Reply::Topic { info })
+            }
+            Command::TopicGet { name } => {
+                let info = self.visible(name).await?.ok_or_else(|| no_topic(name))?;
+                Ok(Reply::Topic { info })
+            }
+            Command::TopicList => {
+                let mut names: Vec<String> = self.policy().resource_names().cloned().collect();
+                names.extend(self.app.topics.lock().keys().cloned());
+                let mut list = Vec::with_capacity(names.len());
+                for name in names {
+                    if let Ok(Some(info)) = self.visible(&name).await {
+                        list.push(info);
+                    }
+                }
+                Ok(Reply::Topics { topics: list })
+            }
+            _ => Err(ClientError::new(
+                ErrorCode::InternalError,
+                "not a topic command",
+            )),
+        }
+    }
+
+    /// A topic's description, if it exists; FORBIDDEN when this caller
+    /// may not subscribe to it (a resource's role list, the guards).
+    async fn visible(&self, name: &str) -> Result<Option<Value>, ClientError> {
+        let system = self.app.resources.exists(name);
+        let info = if system {
+            json!({"name": name, "type": "system"})
+        } else {
+            match self.app.topics.lock().get(name) {
+                Some(topic) => topic.info.clone(),
+                None => return Ok(None),
+            }
+        };
+        if system {
+            self.app
+                .resources
+                .subscription(&self.access(), name, &Value::Null, &[])
+                .await?;
+        } else {
+            self.policy()
+                .read_channel(&self.access(), name, &Value::Null, &Value::Null)
+                .await?;
+        }
+        let topic = if system {
+            Topic::resource(name)
+        } else {
+            Topic::channel(name)
+        };
+        let mut info = info;
+        info["subscribers"] = json!(self.app.bus.subscriber_count(&topic));
+        Ok(Some(info))
+    }
+}
+
+fn no_topic(name: &str) -> ClientError {
+    ClientError::new(ErrorCode::NotFound, format!("no topic `{name}`"))
+}
