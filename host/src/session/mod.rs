@@ -14,6 +14,9 @@ mod reauth;
 mod scripted;
 mod topics;
 
+#[cfg(test)]
+mod tests;
+
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,0 +1,165 @@
+//! The session loop driven without a socket (axum's testing-websockets
+//! way): channels stand in for the two halves, so the loop's own rules —
+//! replies, expiry warning and close, the kill switch, a clean close — are
+//! checked frame by frame.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::Message;
+use futures_util::{sink, stream, Sink, Stream};
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+
+use super::{run, Session};
+use crate::auth::Identity;
+use crate::protocol::native::Native;
+use crate::{App, Config};
+
+/// An app on a temp store, with no plugins and no instance pool.
+fn app(dir: &tempfile::TempDir, warning_ms: u64) -> Arc<App> {
+    let mut config = Config::default();
+    config.store.path = dir.path().join("store.redb");
+    config.auth.jwt_secret = Some("unit".into());
+    config.auth.expiry_warning_ms = warning_ms;
+    config.plugins.dir = dir.path().join("plugins");
+    config.plugins.watch = false;
+    config.plugins.cache_dir = None;
+    config.plugins.pool_instances = 0;
+    App::new(config).expect("app")
+}
+
+/// The socket halves as channels: what the test sends, what the loop wrote.
+#[allow(clippy::type_complexity)]
+fn socket() -> (
+    mpsc::UnboundedSender<Message>,
+    impl Stream<Item = Result<Message, axum::Error>> + Unpin + Send,
+    impl Sink<Message> + Unpin + Send,
+    mpsc::UnboundedReceiver<Message>,
+) {
+    let (to_loop, from_test) = mpsc::unbounded_channel::<Message>();
+    let (to_test, from_loop) = mpsc::unbounded_channel::<Message>();
+    let reader = Box::pin(stream::unfold(from_test, |mut rx| async move {
+        rx.recv().await.map(|m| (Ok(m), rx))
+    }));
+    let writer = Box::pin(sink::unfold(to_test, |tx, m: Message| async move {
+        let _ = tx.send(m);
+        Ok::<_, std::convert::Infallible>(tx)
+    }));
+    (to_loop, reader, writer, from_loop)
+}
+
+/// Starts the loop for a native session of `identity`.
+fn start(
+    app: &Arc<App>,
+    identity: Identity,
+) -> (
+    mpsc::UnboundedSender<Message>,
+    mpsc::UnboundedReceiver<Message>,
+    tokio::task::JoinHandle<()>,
+    Arc<str>,
+) {
+    let (to_loop, reader, writer, from_loop) = socket();
+    let registration = app.bus.register(identity.user_id.clone(), 16);
+    let id = registration.id.clone();
+    let session = Session::new(app.clone(), &Native, id.clone(), identity, Vec::new());
+    let task = tokio::spawn(run(writer, reader, app.clone(), registration, session));
+    (to_loop, from_loop, task, id)
+}
+
+async fn next(rx: &mut mpsc::UnboundedReceiver<Message>) -> Message {
+    tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .expect("a frame in time")
+        .expect("loop alive")
+}
+
+async fn next_json(rx: &mut mpsc::UnboundedReceiver<Message>) -> Value {
+    match next(rx).await {
+        Message::Text(text) => serde_json::from_str(text.as_str()).expect("json"),
+        other => panic!("expected text, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn replies_then_ends_on_the_clients_close() {
+    let dir = tempfile::tempdir().expect("dir");
+    let app = app(&dir, 60_000);
+    let (tx, mut rx, task, _) = start(&app, Identity::anonymous());
+    assert_eq!(next_json(&mut rx).await["type"], "connected");
+    tx.send(Message::Text(r#"{"type":"ping","requestId":1}"#.into()))
+        .expect("send");
+    let pong = next_json(&mut rx).await;
+    assert_eq!(
+        (pong["type"].clone(), pong["requestId"].clone()),
+        (json!("pong"), json!(1))
+    );
+    tx.send(Message::Close(None)).expect("send");
+    drop(tx);
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .expect("loop ends")
+        .expect("no panic");
+    assert_eq!(app.bus.client_count(), 0, "unregistered");
+}
+
+#[tokio::test]
+async fn an_expiring_identity_is_warned_then_closed_with_1008() {
+    let dir = tempfile::tempdir().expect("dir");
+    let app = app(&dir, 300);
+    let identity = Identity {
+        user_id: Some("eve".into()),
+        expires_at_ms: Some(crate::now_ms() + 600),
+        ..Identity::default()
+    };
+    let (_tx, mut rx, task, _) = start(&app, identity);
+    assert_eq!(next_json(&mut rx).await["type"], "connected");
+    let warning = next_json(&mut rx).await;
+    assert_eq!(warning["code"], "TOKEN_EXPIRED", "{warning}");
+    match next(&mut rx).await {
+        Message::Close(Some(frame)) => {
+            assert_eq!(frame.code, 1008);
+            assert_eq!(frame.reason.as_str(), "UNAUTHORIZED: token expired");
+        }
+        other => panic!("expected the close, got {other:?}"),
+    }
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .expect("loop ends")
+        .expect("no panic");
+}
+
+#[tokio::test]
+async fn nothing_is_served_after_exp() {
+    let dir = tempfile::tempdir().expect("dir");
+    let app = app(&dir, 0);
+    let identity = Identity {
+        user_id: Some("eve".into()),
+        expires_at_ms: Some(crate::now_ms() + 200),
+        ..Identity::default()
+    };
+    let (tx, mut rx, _task, _) = start(&app, identity);
+    assert_eq!(next_json(&mut rx).await["type"], "connected");
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    tx.send(Message::Text(r#"{"type":"ping"}"#.into()))
+        .expect("send");
+    match next(&mut rx).await {
+        Message::Close(Some(frame)) => assert_eq!(frame.code, 1008),
+        other => panic!("expected the close, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn the_kill_switch_closes_with_its_code_and_reason() {
+    let dir = tempfile::tempdir().expect("dir");
+    let app = app(&dir, 60_000);
+    let (_tx, mut rx, _task, id) = start(&app, Identity::anonymous());
+    assert_eq!(next_json(&mut rx).await["type"], "connected");
+    assert!(app.bus.kill(&id, 4000, "bye"));
+    match next(&mut rx).await {
+        Message::Close(Some(frame)) => {
+            assert_eq!((frame.code, frame.reason.as_str()), (4000, "bye"));
+        }
+        other => panic!("expected the close, got {other:?}"),
+    }
+}
