@@ -271,6 +271,18 @@ pub async fn http_raw(
     (status, body)
 }
 
+/// Signs `claims` as an HS256 JWT with `secret`, exactly as given (no
+/// claims added), for tests that shape tokens by hand.
+pub fn sign_hs256(secret: &str, claims: &Value) -> String {
+    use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+    encode(
+        &Header::new(Algorithm::HS256),
+        claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .expect("encode")
+}
+
 /// Mints a token with the test config's secret.
 pub fn token(sub: &str, role: Option<&str>, extra: Value) -> String {
     let extra = extra.as_object().cloned().unwrap_or_default();

@@ -16,12 +16,7 @@ fn now() -> u64 {
 }
 
 fn hs(claims: Value) -> String {
-    encode(
-        &Header::new(Algorithm::HS256),
-        &claims,
-        &EncodingKey::from_secret(TEST_SECRET.as_bytes()),
-    )
-    .expect("encode")
+    sign_hs256(TEST_SECRET, &claims)
 }
 
 async fn refused_reason(addr: std::net::SocketAddr, query: &str) -> String {

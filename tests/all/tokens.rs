@@ -21,12 +21,7 @@ fn now() -> u64 {
 }
 
 fn hs(secret: &str, claims: Value) -> String {
-    encode(
-        &Header::new(Algorithm::HS256),
-        &claims,
-        &EncodingKey::from_secret(secret.as_bytes()),
-    )
-    .expect("encode")
+    sign_hs256(secret, &claims)
 }
 
 async fn refused(addr: std::net::SocketAddr, token: &str) -> String {

@@ -176,11 +176,7 @@ impl Bus {
         let kill = Arc::new(Kill::default());
         let mut state = self.state.write();
         if let Some(user) = &user_id {
-            state
-                .users
-                .entry(user.clone())
-                .or_default()
-                .insert(id.clone());
+            add_user_client(&mut state.users, user, &id);
         }
         state.clients.insert(
             id.clone(),
@@ -244,11 +240,7 @@ impl Bus {
                 remove_user_client(&mut state.users, &old, id);
             }
             if let Some(new) = &user_id {
-                state
-                    .users
-                    .entry(new.clone())
-                    .or_default()
-                    .insert(key.clone());
+                add_user_client(&mut state.users, new, &key);
             }
             entry.user_id = user_id.clone();
             for (topic, sub) in updates {
@@ -474,6 +466,10 @@ fn remove_subscriber(
             channels.remove(topic);
         }
     }
+}
+
+fn add_user_client(users: &mut HashMap<String, HashSet<Arc<str>>>, user: &str, id: &Arc<str>) {
+    users.entry(user.to_owned()).or_default().insert(id.clone());
 }
 
 fn remove_user_client(users: &mut HashMap<String, HashSet<Arc<str>>>, user: &str, id: &str) {
