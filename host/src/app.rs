@@ -5,7 +5,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
@@ -13,11 +12,13 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::{AuthError, Authenticator};
-use crate::bus::Bus;
+use crate::bus::{Bus, BusLimits, FilterLimits};
 use crate::config::Config;
+use crate::gateway::Admission;
 use crate::metrics::Metrics;
 use crate::plugins::{EngineError, HostEnv, Plugins};
 use crate::policy::{Guards, Policy};
+use crate::quota::Quotas;
 use crate::resources::Resources;
 use crate::session::UserTopic;
 use crate::store::{Store, StoreError};
@@ -72,6 +73,10 @@ pub struct App {
     pub resources: Arc<Resources>,
     /// Daptin's user-created topics, by name.
     pub topics: parking_lot::Mutex<std::collections::BTreeMap<String, UserTopic>>,
+    /// Request rate limits and write quotas, by identity.
+    pub quotas: Arc<Quotas>,
+    /// Connections counted per address, unfinished handshakes bounded.
+    pub admission: Arc<Admission>,
 }
 
 impl App {
@@ -83,14 +88,34 @@ impl App {
         config.validate()?;
         let hs256_secret = crate::auth::secret::hs256_secret(&config)?;
         let metrics = Arc::new(Metrics::default());
-        let bus = Arc::new(Bus::new(metrics.clone()));
+        let limits = &config.limits;
+        let bus = Arc::new(Bus::new(metrics.clone(), BusLimits::from_config(limits)));
+        let quotas = Quotas::new(limits);
+        // WebSocket connections stay `fd_reserve` short of what the
+        // process's descriptors allow, so plain requests and handshakes
+        // (the health checks among them) always find one.
+        let capacity = crate::gateway::fd_capacity();
+        let sockets = limits
+            .max_connections
+            .min(capacity.saturating_sub(limits.fd_reserve).max(1));
+        let admission = Admission::new(limits, capacity);
         let store = Arc::new(Store::open(
             &config.store.path,
             config.store.max_record_bytes,
             config.store.change_log_retention,
         )?);
-        let policy = Arc::new(Policy::new(config.resources.clone(), &config.auth));
-        let resources = Arc::new(Resources::new(store, policy.clone(), bus.clone()));
+        let filters = FilterLimits {
+            max_bytes: limits.max_filter_bytes,
+            max_rows: limits.max_filter_rows,
+        };
+        let policy = Arc::new(Policy::new(config.resources.clone(), &config.auth, filters));
+        let resources = Arc::new(Resources::new(
+            store,
+            policy.clone(),
+            bus.clone(),
+            quotas.clone(),
+            limits.max_page_bytes,
+        ));
         let env = Arc::new(HostEnv {
             bus: bus.clone(),
             kv: Default::default(),
@@ -105,7 +130,9 @@ impl App {
             plugins,
             resources,
             topics: Default::default(),
-            connections: Arc::new(Semaphore::new(config.limits.max_connections)),
+            quotas,
+            connections: Arc::new(Semaphore::new(sockets)),
+            admission,
             config: Arc::new(config),
             metrics,
             shutdown: CancellationToken::new(),
@@ -129,6 +156,21 @@ fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     socket.listen(65_535)
 }
 
+/// Forgets idle rate-limit keys once a minute, until shutdown: budgets
+/// cost memory only while they are being spent.
+fn spawn_pruner(app: &Arc<App>) {
+    let (quotas, shutdown) = (app.quotas.clone(), app.shutdown.clone());
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                _ = every.tick() => quotas.prune(),
+            }
+        }
+    });
+}
+
 /// A started server.
 pub struct Server {
     /// The bound address (useful with port 0).
@@ -149,23 +191,9 @@ impl Server {
         let addr = listener.local_addr()?;
         let app = App::new(config)?;
         app.plugins.start().await;
+        spawn_pruner(&app);
         let router = crate::gateway::router(app.clone());
-        let shutdown = app.shutdown.clone();
-        // Frames are small and latency matters: without TCP_NODELAY, Nagle
-        // can hold a frame behind a delayed ACK for up to 40 ms.
-        let listener = listener.tap_io(|tcp| {
-            if let Err(err) = tcp.set_nodelay(true) {
-                tracing::debug!(cause = %err, "cannot set TCP_NODELAY");
-            }
-        });
-        let task = tokio::spawn(async move {
-            axum::serve(
-                listener,
-                router.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(async move { shutdown.cancelled().await })
-            .await
-        });
+        let task = tokio::spawn(crate::gateway::serve(listener, router, app.clone()));
         tracing::info!(%addr, "listening");
         Ok(Self { addr, app, task })
     }

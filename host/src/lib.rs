@@ -23,6 +23,8 @@
 //!   HS256 secret when none is configured.
 //! - [`config`]: defaults, TOML file, `SWITCHBOARD_*` environment.
 //! - [`metrics`]: Prometheus counters.
+//! - [`quota`]: rate limits and write quotas keyed by identity (user id,
+//!   or IP for anonymous clients).
 //! - [`app`]: shared state and the server's lifecycle; [`shutdown`]: signals.
 //! - [`error`]: the error codes clients see (shared with the WIT).
 //!
@@ -41,6 +43,7 @@ pub mod metrics;
 pub mod plugins;
 pub mod policy;
 pub mod protocol;
+pub mod quota;
 pub mod resources;
 pub mod session;
 pub mod shutdown;

@@ -89,6 +89,24 @@ impl Default for Metrics {
     }
 }
 
+/// A label value that cannot break the exposition format: file names come
+/// from the plugins folder, where a name with a quote and a newline would
+/// otherwise inject samples. Anything outside `[A-Za-z0-9._:-]` becomes
+/// `_`, and the value is cut to 128 characters.
+fn label(value: &str) -> String {
+    value
+        .chars()
+        .take(128)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._:-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
 impl Metrics {
     /// Counts an error frame.
     pub fn error(&self, code: crate::error::ErrorCode) {
@@ -108,7 +126,7 @@ impl Metrics {
     pub fn plugin_call(&self, plugin: &str, outcome: &'static str) {
         self.plugin_calls
             .get_or_create(&vec![
-                ("plugin", plugin.to_owned()),
+                ("plugin", label(plugin)),
                 ("outcome", outcome.to_owned()),
             ])
             .inc();
@@ -118,7 +136,7 @@ impl Metrics {
     pub fn plugin_load(&self, file: &str, outcome: &'static str) {
         self.plugin_loads
             .get_or_create(&vec![
-                ("file", file.to_owned()),
+                ("file", label(file)),
                 ("outcome", outcome.to_owned()),
             ])
             .inc();

@@ -53,10 +53,18 @@ async fn rate_limit_answers_rate_limit_exceeded() {
     }
     assert_eq!(&codes[..5], ["pong"; 5]);
     assert_eq!(&codes[5..], ["RATE_LIMIT_EXCEEDED"; 3]);
-    // Limits are per connection.
+    // Limits are per identity (here the anonymous client's address):
+    // reconnecting does not buy a fresh budget...
     let (mut fresh, _) = connect_native(server.addr, "").await;
     assert_eq!(
-        fresh.request(json!({"type": "ping"}), "x").await["type"],
+        fresh.request(json!({"type": "ping"}), "x").await["code"],
+        "RATE_LIMIT_EXCEEDED"
+    );
+    // ...while another user has its own.
+    let t = token("other", None, json!({}));
+    let (mut other, _) = connect_native(server.addr, &format!("?token={t}")).await;
+    assert_eq!(
+        other.request(json!({"type": "ping"}), "y").await["type"],
         "pong"
     );
 }

@@ -33,7 +33,10 @@ async fn wait_version(c: &mut Client, what: &str, want: impl Fn(&Value) -> bool)
 #[tokio::test]
 async fn add_replace_break_and_delete_without_dropping_clients() {
     let dir = plugin_dir(&[]);
-    let server = start(config_with_plugins(dir.path(), true)).await;
+    let mut config = config_with_plugins(dir.path(), true);
+    // A load test: eight anonymous callers on one address, flat out.
+    config.limits.rate_limit_max_requests = 0;
+    let server = start(config).await;
     let (mut c, _) = connect_native(server.addr, "").await;
     assert_eq!(version(&mut c, "0").await["code"], "NOT_FOUND");
 
@@ -70,7 +73,10 @@ async fn add_replace_break_and_delete_without_dropping_clients() {
 async fn swap_under_load_fails_no_call_and_loses_no_message() {
     let dir = plugin_dir(&[]);
     install_plugin(dir.path(), &fixture_plugin("counter-v1"), "counter.wasm");
-    let server = start(config_with_plugins(dir.path(), true)).await;
+    let mut config = config_with_plugins(dir.path(), true);
+    // A load test: eight anonymous callers on one address, flat out.
+    config.limits.rate_limit_max_requests = 0;
+    let server = start(config).await;
     let addr = server.addr;
     let stop = Arc::new(AtomicBool::new(false));
 

@@ -126,15 +126,53 @@ pub struct Envelope {
     pub event: Event,
     /// Unix milliseconds when it was created.
     pub timestamp: u64,
+    /// What holding it costs a client's queue: its payload's size as JSON
+    /// plus a frame's overhead (the byte bound of every queue counts this).
+    pub cost: usize,
     encoded: [OnceLock<Option<Utf8Bytes>>; DIALECTS],
+}
+
+/// Bytes a frame adds around its payload (type, channel, timestamps...).
+const FRAME_OVERHEAD: usize = 160;
+
+impl Event {
+    /// The payload a client-facing frame carries.
+    fn payload(&self) -> &Value {
+        match self {
+            Event::Message { data, .. }
+            | Event::Direct { data, .. }
+            | Event::Notify { data, .. } => data,
+            Event::Presence { member, .. } => &member.info,
+            Event::Change(change) => &change.record,
+        }
+    }
+}
+
+/// The length of `value` as JSON, without building the text.
+pub fn json_len(value: &Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    let _ = serde_json::to_writer(&mut count, value);
+    count.0
 }
 
 impl Envelope {
     /// Wraps an event.
     pub fn new(event: Event) -> Arc<Self> {
+        let cost = json_len(event.payload()) + FRAME_OVERHEAD;
         Arc::new(Self {
             event,
             timestamp: crate::now_ms(),
+            cost,
             encoded: Default::default(),
         })
     }

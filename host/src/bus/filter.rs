@@ -35,6 +35,70 @@ enum Test {
 
 const COLUMN_FILTER_KEYS: [&str; 5] = ["opt", "start", "end", "inclusive", "substr"];
 
+/// Bounds on what a client's filter may cost: its size as JSON, and its
+/// rows once combined (each row is tested against every event, under the
+/// bus's read lock).
+#[derive(Debug, Clone, Copy)]
+pub struct FilterLimits {
+    /// Largest filter, in bytes of JSON.
+    pub max_bytes: usize,
+    /// Most rows.
+    pub max_rows: usize,
+}
+
+/// Why a client's filter was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FilterError {
+    /// Not a filter's shape.
+    #[error("{0}")]
+    Shape(String),
+    /// Larger than allowed.
+    #[error("the filter is {0} bytes; at most {1} (limits.max_filter_bytes)")]
+    TooLarge(usize, usize),
+    /// More rows than allowed (after combining with guards and keyed
+    /// subscriptions).
+    #[error("the filter has {0} rows; at most {1} (limits.max_filter_rows)")]
+    TooComplex(usize, usize),
+}
+
+impl From<FilterError> for crate::error::ClientError {
+    fn from(e: FilterError) -> Self {
+        let code = match e {
+            FilterError::TooLarge(..) => crate::error::ErrorCode::PayloadTooLarge,
+            _ => crate::error::ErrorCode::BadRequest,
+        };
+        crate::error::ClientError::new(code, e.to_string())
+    }
+}
+
+impl FilterLimits {
+    /// Compiles a client's filter within these bounds.
+    ///
+    /// # Errors
+    /// A bad shape, too large, or too many rows.
+    pub fn compile(&self, value: &Value) -> Result<Option<Filter>, FilterError> {
+        let size = super::envelope::json_len(value);
+        if size > self.max_bytes {
+            return Err(FilterError::TooLarge(size, self.max_bytes));
+        }
+        let filter = Filter::from_value(value).map_err(FilterError::Shape)?;
+        self.check(filter)
+    }
+
+    /// Refuses a (combined) filter with more rows than allowed.
+    ///
+    /// # Errors
+    /// Too many rows.
+    pub fn check(&self, filter: Option<Filter>) -> Result<Option<Filter>, FilterError> {
+        match &filter {
+            Some(f) if f.rows.len() > self.max_rows => {
+                Err(FilterError::TooComplex(f.rows.len(), self.max_rows))
+            }
+            _ => Ok(filter),
+        }
+    }
+}
+
 impl Filter {
     /// A filter from JSON: an object, an array of objects, or null / `{}` /
     /// `[]` for "match all".

@@ -9,17 +9,22 @@
 mod envelope;
 mod filter;
 mod presence;
+mod queue;
+mod topic;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use parking_lot::RwLock;
 use serde_json::Value;
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 
-pub use envelope::{Change, Envelope, Event, Member, Origin, PresenceKind, DIALECTS};
-pub use filter::{type_name, Filter};
+pub use envelope::{json_len, Change, Envelope, Event, Member, Origin, PresenceKind, DIALECTS};
+pub use filter::{type_name, Filter, FilterError, FilterLimits};
+pub use queue::{Inbox, Kill};
+pub use topic::{op_mask, Subscription, Topic, OPS_ALL, OP_DELETE, OP_INSERT, OP_OTHER, OP_UPDATE};
+
+use queue::{Outlet, Refused};
+use topic::op_bit;
 
 use crate::metrics::Metrics;
 
@@ -32,107 +37,74 @@ pub const CLOSE_SLOW_CONSUMER: u16 = 1013;
 /// small.
 pub type Outbound = Arc<Envelope>;
 
-/// Event-mask bits: which events a subscription takes.
-pub const OP_INSERT: u8 = 1;
-/// Updates.
-pub const OP_UPDATE: u8 = 2;
-/// Deletes.
-pub const OP_DELETE: u8 = 4;
-/// Everything that is not a change (messages, notifications, presence).
-pub const OP_OTHER: u8 = 0x80;
-/// Every event.
-pub const OPS_ALL: u8 = 0xff;
-
-/// The mask bit of a change op name (`insert`...); none for unknown names.
-pub fn op_mask(op: &str) -> Option<u8> {
-    match op {
-        "insert" => Some(OP_INSERT),
-        "update" => Some(OP_UPDATE),
-        "delete" => Some(OP_DELETE),
-        _ => None,
-    }
-}
-
-fn op_bit(event: &Event) -> u8 {
-    match event {
-        Event::Change(c) => op_mask(c.op).unwrap_or(OP_OTHER),
-        _ => OP_OTHER,
-    }
-}
-
-/// What a subscription or a publish addresses. Client-named channels and
-/// resources' change streams are separate namespaces: no name a client
-/// chooses (a native channel, a jac `channel_id`, a Daptin `topicName`, a
-/// scripted socket's channel) can address a resource's stream, however it
-/// is spelled.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Topic {
-    /// A pub/sub channel.
-    Channel(String),
-    /// A resource's change events (and, as in s3db.js, publishes to a
-    /// channel of the resource's name).
-    Resource(String),
-}
-
-impl Topic {
-    /// A channel topic.
-    pub fn channel(name: &str) -> Self {
-        Topic::Channel(name.to_owned())
-    }
-
-    /// A resource's stream.
-    pub fn resource(name: &str) -> Self {
-        Topic::Resource(name.to_owned())
-    }
-}
-
-/// One connection's subscription to one channel.
-#[derive(Debug, Clone)]
-pub struct Subscription {
-    /// Only matching payloads or records are delivered.
-    pub filter: Option<Filter>,
-    /// Which events are delivered (`OP_*` bits).
-    pub ops: u8,
-}
-
-/// Asks one session to close, with a code and reason, from anywhere.
-#[derive(Debug, Default)]
-pub struct Kill {
-    token: CancellationToken,
-    reason: OnceLock<(u16, String)>,
-}
-
-impl Kill {
-    /// Requests the close; the first reason given wins.
-    pub fn kill(&self, code: u16, reason: impl Into<String>) {
-        let _ = self.reason.set((code, reason.into()));
-        self.token.cancel();
-    }
-
-    /// Resolves once a close was requested.
-    pub async fn requested(&self) {
-        self.token.cancelled().await;
-    }
-
-    /// The requested close code and reason.
-    pub fn reason(&self) -> Option<&(u16, String)> {
-        self.reason.get()
-    }
-}
-
 /// A registered connection's end of the bus.
 pub struct Registration {
     /// The connection's id.
     pub id: Arc<str>,
     /// Its outbound queue.
-    pub rx: mpsc::Receiver<Outbound>,
+    pub rx: Inbox,
     /// Its close switch.
     pub kill: Arc<Kill>,
 }
 
+/// How much one connection may hold on the bus.
+#[derive(Debug, Clone, Copy)]
+pub struct BusLimits {
+    /// Events queued for it before it is a slow consumer.
+    pub queue_events: usize,
+    /// Bytes of events queued for it before it is a slow consumer.
+    pub queue_bytes: usize,
+    /// Topics it may subscribe to.
+    pub subscriptions: usize,
+    /// Presence lists it may be on.
+    pub presence: usize,
+    /// Largest presence info, in bytes of JSON.
+    pub presence_info_bytes: usize,
+}
+
+impl BusLimits {
+    /// The limits from configuration.
+    pub fn from_config(limits: &crate::config::Limits) -> Self {
+        Self {
+            queue_events: limits.outbound_queue,
+            queue_bytes: limits.outbound_queue_bytes,
+            subscriptions: limits.max_subscriptions,
+            presence: limits.max_presence,
+            presence_info_bytes: limits.max_presence_info_bytes,
+        }
+    }
+}
+
+/// What the bus refuses a connection.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BusError {
+    /// It is not (or no longer) registered.
+    #[error("the connection is gone")]
+    Gone,
+    /// It holds as many subscriptions as allowed.
+    #[error("at most {0} subscriptions per connection (limits.max_subscriptions)")]
+    Subscriptions(usize),
+    /// It is on as many presence lists as allowed.
+    #[error("at most {0} presence lists per connection (limits.max_presence)")]
+    Presence(usize),
+    /// Its presence info is too large.
+    #[error("presence info is {0} bytes; at most {1} (limits.max_presence_info_bytes)")]
+    InfoTooLarge(usize, usize),
+}
+
+impl From<BusError> for crate::error::ClientError {
+    fn from(e: BusError) -> Self {
+        let code = match e {
+            BusError::InfoTooLarge(..) => crate::error::ErrorCode::PayloadTooLarge,
+            _ => crate::error::ErrorCode::BadRequest,
+        };
+        crate::error::ClientError::new(code, e.to_string())
+    }
+}
+
 struct ClientEntry {
     id: Arc<str>,
-    tx: mpsc::Sender<Outbound>,
+    tx: Outlet,
     user_id: Option<String>,
     kill: Arc<Kill>,
     channels: HashSet<Topic>,
@@ -152,27 +124,34 @@ struct State {
 pub struct Bus {
     state: RwLock<State>,
     metrics: Arc<Metrics>,
+    limits: BusLimits,
 }
 
 impl Bus {
     /// An empty bus reporting to `metrics`.
-    pub fn new(metrics: Arc<Metrics>) -> Self {
+    pub fn new(metrics: Arc<Metrics>, limits: BusLimits) -> Self {
         Self {
             state: RwLock::default(),
             metrics,
+            limits,
         }
+    }
+
+    /// What one connection may hold.
+    pub fn limits(&self) -> &BusLimits {
+        &self.limits
     }
 
     /// Registers a connection with a fresh id (jac-cloud's
     /// `<unix secs>:<hex>` form, unique across restarts).
-    pub fn register(&self, user_id: Option<String>, queue: usize) -> Registration {
+    pub fn register(&self, user_id: Option<String>) -> Registration {
         let id: Arc<str> = format!(
             "{}:{}",
             crate::now_ms() / 1000,
             uuid::Uuid::new_v4().simple()
         )
         .into();
-        let (tx, rx) = mpsc::channel(queue.max(1));
+        let (tx, rx) = queue::queue(self.limits.queue_events, self.limits.queue_bytes);
         let kill = Arc::new(Kill::default());
         let mut state = self.state.write();
         if let Some(user) = &user_id {
@@ -283,8 +262,16 @@ impl Bus {
     }
 
     /// Subscribes a connection to a topic (replacing its filter if it was
-    /// subscribed already). Returns false for an unknown connection.
-    pub fn subscribe(&self, id: &str, topic: &Topic, filter: Option<Filter>) -> bool {
+    /// subscribed already).
+    ///
+    /// # Errors
+    /// An unknown connection, or one at `limits.max_subscriptions`.
+    pub fn subscribe(
+        &self,
+        id: &str,
+        topic: &Topic,
+        filter: Option<Filter>,
+    ) -> Result<(), BusError> {
         self.subscribe_ops(
             id,
             topic,
@@ -296,11 +283,23 @@ impl Bus {
     }
 
     /// Subscribes with an event mask (resource subscriptions' `events`).
-    pub fn subscribe_ops(&self, id: &str, topic: &Topic, sub: Subscription) -> bool {
+    ///
+    /// # Errors
+    /// As [`Bus::subscribe`].
+    pub fn subscribe_ops(
+        &self,
+        id: &str,
+        topic: &Topic,
+        sub: Subscription,
+    ) -> Result<(), BusError> {
         let mut state = self.state.write();
         let Some(entry) = state.clients.get_mut(id) else {
-            return false;
+            return Err(BusError::Gone);
         };
+        let max = self.limits.subscriptions;
+        if entry.channels.len() >= max && !entry.channels.contains(topic) {
+            return Err(BusError::Subscriptions(max));
+        }
         let key = entry.id.clone();
         entry.channels.insert(topic.clone());
         state
@@ -308,7 +307,7 @@ impl Bus {
             .entry(topic.clone())
             .or_default()
             .insert(key, sub);
-        true
+        Ok(())
     }
 
     /// Unsubscribes; returns whether the connection was subscribed.
@@ -438,9 +437,9 @@ impl Bus {
         let Some(entry) = state.clients.get(id) else {
             return false;
         };
-        match entry.tx.try_send(out) {
+        match entry.tx.offer(out) {
             Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
+            Err(Refused::Full) => {
                 if entry.kill.reason().is_none() {
                     self.metrics.disconnect("slow_consumer");
                     tracing::warn!(client = %id, "slow consumer: outbound queue full, disconnecting");
@@ -450,7 +449,7 @@ impl Bus {
                     .kill(CLOSE_SLOW_CONSUMER, "slow consumer: outbound queue full");
                 false
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
+            Err(Refused::Closed) => false,
         }
     }
 }

@@ -7,18 +7,29 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::{Bus, Event, Member, PresenceKind};
+use super::{Bus, BusError, Event, Member, PresenceKind};
 use crate::bus::Envelope;
 
 impl Bus {
     /// Puts a connection on a channel's presence list (updating its info if
-    /// it is there already) and announces the join. `None` for an unknown
-    /// connection.
-    pub fn presence_join(&self, id: &str, channel: &str, info: Value) -> Option<Member> {
+    /// it is there already) and announces the join.
+    ///
+    /// # Errors
+    /// An unknown connection, info over `limits.max_presence_info_bytes`,
+    /// or a connection already on `limits.max_presence` lists.
+    pub fn presence_join(&self, id: &str, channel: &str, info: Value) -> Result<Member, BusError> {
+        let size = super::envelope::json_len(&info);
+        let limits = self.limits;
+        if size > limits.presence_info_bytes {
+            return Err(BusError::InfoTooLarge(size, limits.presence_info_bytes));
+        }
         let member = {
             let mut state = self.state.write();
             let state = &mut *state;
-            let entry = state.clients.get_mut(id)?;
+            let entry = state.clients.get_mut(id).ok_or(BusError::Gone)?;
+            if entry.presence.len() >= limits.presence && !entry.presence.contains(channel) {
+                return Err(BusError::Presence(limits.presence));
+            }
             entry.presence.insert(channel.to_owned());
             let member = Member {
                 member_id: member_id(&entry.id),
@@ -38,7 +49,7 @@ impl Bus {
             member
         };
         self.announce_presence(channel.to_owned(), PresenceKind::Join, member.clone());
-        Some(member)
+        Ok(member)
     }
 
     /// Takes a connection off a channel's presence list and announces the

@@ -1,7 +1,11 @@
 //! HTTP entry points: websocket upgrades for each dialect, health, metrics.
 
+mod accept;
 mod http;
 mod origin;
+
+pub(crate) use accept::serve;
+pub use accept::{fd_capacity, Admission};
 mod walker;
 mod ws;
 

@@ -5,8 +5,10 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
@@ -19,6 +21,7 @@ use crate::App;
 /// Calls a walker with the request body as context.
 pub(super) async fn call(
     State(app): State<Arc<App>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(name): Path<String>,
     Query(query): Query<Vec<(String, String)>>,
     headers: HeaderMap,
@@ -39,6 +42,17 @@ pub(super) async fn call(
             )
         }
     };
+    let actor = Actor::new(Arc::new(identity), None).with_peer(Some(peer.ip()));
+    // The same per-identity budget as every socket (429 and Retry-After).
+    if let Err(exceeded) = app.quotas.requests(&actor.key(), 1) {
+        let e = crate::session::rate_limited(&app.config.limits, exceeded);
+        let mut response = error(&app, &e);
+        let secs = exceeded.retry_after.as_secs_f64().ceil().max(1.0) as u64;
+        if let Ok(value) = secs.to_string().parse() {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        return response;
+    }
     if body.len() > app.config.limits.max_payload_bytes {
         return error(
             &app,
@@ -69,12 +83,7 @@ pub(super) async fn call(
     };
     match app
         .plugins
-        .call_walker(
-            &name,
-            &context,
-            &Actor::new(Arc::new(identity), None),
-            Transport::Http,
-        )
+        .call_walker(&name, &context, &actor, Transport::Http)
         .await
     {
         Ok(out) => {

@@ -1,20 +1,22 @@
 //! WebSocket upgrades: connection cap, token extraction, authentication,
 //! then hand-off to a session in the route's dialect.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Query, State};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, MethodRouter};
+use axum::Extension;
 
 use futures_util::future::BoxFuture;
 
-use crate::auth::Identity;
+use super::accept::Held;
 use crate::policy::Actor;
 use crate::protocol::Dialect;
-use crate::session::{self, close_frame, CLOSE_POLICY};
+use crate::session::{self, close_frame, Connected, CLOSE_POLICY};
 use crate::App;
 
 /// A GET route upgrading to `dialect`.
@@ -22,35 +24,52 @@ pub(super) fn route(dialect: &'static dyn Dialect, path: &str) -> MethodRouter<A
     let path: Arc<str> = Arc::from(path);
     get(
         move |State(app): State<Arc<App>>,
+              ConnectInfo(peer): ConnectInfo<SocketAddr>,
+              held: Option<Extension<Held>>,
               headers: HeaderMap,
               Query(query): Query<Vec<(String, String)>>,
               ws: WebSocketUpgrade| async move {
-            let serve: Serve = Box::new(move |socket, app, identity, query| {
-                Box::pin(session::serve_socket(socket, app, dialect, identity, query))
+            let serve: Serve = Box::new(move |socket, app, connected| {
+                Box::pin(session::serve_socket(socket, app, dialect, connected))
             });
-            accept(app, &headers, query, ws, path.clone(), serve)
+            let request = Upgrade {
+                headers: &headers,
+                query,
+                peer,
+                path: path.clone(),
+                held,
+            };
+            accept(app, request, ws, serve)
         },
     )
 }
 
 /// Serves an accepted, authorized socket.
-type Serve = Box<
-    dyn FnOnce(WebSocket, Arc<App>, Identity, Vec<(String, String)>) -> BoxFuture<'static, ()>
-        + Send,
->;
+type Serve = Box<dyn FnOnce(WebSocket, Arc<App>, Connected) -> BoxFuture<'static, ()> + Send>;
+
+/// What an upgrade request brings.
+struct Upgrade<'a> {
+    headers: &'a HeaderMap,
+    query: Vec<(String, String)>,
+    peer: SocketAddr,
+    path: Arc<str>,
+    /// The connection's place in the accept loop's count: the WebSocket
+    /// keeps it.
+    held: Option<Extension<Held>>,
+}
 
 /// Every upgrade goes through here: refuse while shutting down or at the
 /// connection cap (HTTP 503), apply the payload limit, then — once
 /// upgraded — authenticate and ask the connect guards, closing with 1008
 /// and the reason if either says no, before handing the socket to `serve`.
-fn accept(
-    app: Arc<App>,
-    headers: &HeaderMap,
-    query: Vec<(String, String)>,
-    ws: WebSocketUpgrade,
-    path: Arc<str>,
-    serve: Serve,
-) -> Response {
+fn accept(app: Arc<App>, request: Upgrade<'_>, ws: WebSocketUpgrade, serve: Serve) -> Response {
+    let Upgrade {
+        headers,
+        query,
+        peer,
+        path,
+        held,
+    } = request;
     if app.shutdown.is_cancelled() {
         return (StatusCode::SERVICE_UNAVAILABLE, "server shutting down").into_response();
     }
@@ -79,6 +98,7 @@ fn accept(
         .on_upgrade(move |socket| async move {
             let _permit = permit;
             let _tracked = tracked;
+            let _held = held;
             let identity = match identity {
                 Ok(identity) => identity,
                 Err(err) => return refuse(socket, &app, &format!("UNAUTHORIZED: {err}")).await,
@@ -92,7 +112,12 @@ fn accept(
             if let Err(err) = allowed {
                 return refuse(socket, &app, &format!("FORBIDDEN: {}", err.message)).await;
             }
-            serve(socket, app, identity, query).await;
+            let connected = Connected {
+                identity,
+                query,
+                peer: Some(peer.ip()),
+            };
+            serve(socket, app, connected).await;
         })
 }
 
@@ -107,6 +132,8 @@ async fn refuse(mut socket: WebSocket, app: &App, reason: &str) {
 /// Everything no route claims: a plugin's scripted socket, or 404.
 pub(super) async fn scripted(
     State(app): State<Arc<App>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    held: Option<Extension<Held>>,
     uri: axum::http::Uri,
     headers: HeaderMap,
     Query(query): Query<Vec<(String, String)>>,
@@ -125,22 +152,26 @@ pub(super) async fn scripted(
         Err(rejection) => return rejection.into_response(),
     };
     let socket_path = path.clone();
-    let serve: Serve = Box::new(move |socket, app, identity, query| {
+    let serve: Serve = Box::new(move |socket, app, connected| {
         Box::pin(async move {
-            let registration = app
-                .bus
-                .register(identity.user_id.clone(), app.config.limits.outbound_queue);
+            let registration = app.bus.register(connected.identity.user_id.clone());
             let handler = session::ScriptedSocket::new(
                 registration.id.clone(),
                 app.clone(),
                 plugin,
                 socket_path,
-                identity,
-                query,
+                connected,
             );
             let (sink, stream) = futures_util::StreamExt::split(socket);
             session::run(sink, stream, app, registration, handler).await;
         })
     });
-    accept(app, &headers, query, ws, Arc::from(path.as_str()), serve)
+    let request = Upgrade {
+        headers: &headers,
+        query,
+        peer,
+        path: Arc::from(path.as_str()),
+        held,
+    };
+    accept(app, request, ws, serve)
 }

@@ -206,8 +206,8 @@ impl Host for PluginState {
             .await?;
         c.env
             .bus
-            .subscribe(&conn, &Topic::channel(&channel), filter);
-        Ok(())
+            .subscribe(&conn, &Topic::channel(&channel), filter)
+            .map_err(|e| crate::error::ClientError::from(e).into())
     }
 
     fn channel_unsubscribe(&mut self, channel: String) -> Result<(), PluginError> {
@@ -252,7 +252,7 @@ impl Host for PluginState {
             .bus
             .presence_join(&conn, &channel, info)
             .map(|_| ())
-            .ok_or_else(|| error(ErrorCode::BadRequest, "the connection is gone"))
+            .map_err(|e| crate::error::ClientError::from(e).into())
     }
 
     fn presence_leave(&mut self, channel: String) -> Result<(), PluginError> {

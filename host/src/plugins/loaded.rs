@@ -49,6 +49,10 @@ pub enum CallError {
         /// The trap, first line.
         message: String,
     },
+    /// No instance could be had within its budget (scripted sockets' own
+    /// budget, or one client's share of it).
+    #[error("{0}")]
+    Busy(String),
 }
 
 impl CallError {
@@ -59,6 +63,7 @@ impl CallError {
             CallError::Timeout { .. } => "timeout",
             CallError::OutOfMemory { .. } => "out_of_memory",
             CallError::Trap { .. } => "trap",
+            CallError::Busy(_) => "busy",
         }
     }
 }

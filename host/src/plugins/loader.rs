@@ -22,6 +22,17 @@ pub enum LoadError {
     /// The file could not be read.
     #[error("cannot read: {0}")]
     Read(#[from] std::io::Error),
+    /// Not a regular file (a FIFO, a device, a link to one...).
+    #[error("not a regular file")]
+    NotRegular,
+    /// Larger than `plugins.max_file_bytes`.
+    #[error("{size} bytes; at most {max} (plugins.max_file_bytes)")]
+    TooLarge {
+        /// Its size.
+        size: u64,
+        /// The limit.
+        max: u64,
+    },
     /// Not a valid component.
     #[error("not a valid component: {0:#}")]
     Compile(wasmtime::Error),

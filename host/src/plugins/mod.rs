@@ -10,6 +10,7 @@
 
 mod bindings;
 mod engine;
+mod files;
 mod host;
 mod loaded;
 mod loader;
@@ -67,9 +68,14 @@ pub struct Plugins {
     loading: Mutex<HashMap<String, Component>>,
     /// The last load error per file, for status reporting.
     errors: Mutex<BTreeMap<PathBuf, String>>,
+    /// The version of each file last tried: an unchanged file is not read
+    /// again (a bad one would otherwise be retried at every event).
+    tried: Mutex<HashMap<PathBuf, files::Stamp>>,
     watcher: Mutex<Option<watcher::Watcher>>,
     /// Idle warm instances all plugin versions may hold together.
     warm_budget: Arc<warm::Budget>,
+    /// Scripted sockets' own instance budget.
+    sockets: socket::SocketBudget,
     /// Walkers written in Rust by an embedding application (with whether
     /// anonymous callers may call them); they answer before plugins of the
     /// same name.
@@ -93,12 +99,16 @@ impl Plugins {
     ) -> Result<Arc<Self>, EngineError> {
         let engine = engine::engine(&config).map_err(|e| EngineError(format!("{e:#}")))?;
         let linker = engine::linker(&engine).map_err(|e| EngineError(format!("{e:#}")))?;
-        // Half the pool at most, so warm instances never starve a fresh
-        // instantiation or a scripted socket of a slot.
+        // The pool is shared three ways: scripted sockets get their own
+        // budget (a quarter by default), idle warm instances at most a
+        // quarter, and calls in flight the rest — so neither sockets nor
+        // warm instances can starve a walker or guard call of a slot.
         let warm_budget = warm::Budget::new(match config.pool_instances {
             0 => 256,
-            n => n as usize / 2,
+            n => (n as usize / 4).max(1),
         });
+        let sockets =
+            socket::SocketBudget::new(config.socket_instances(), config.max_sockets_per_client);
         Ok(Arc::new(Self {
             engine,
             linker,
@@ -108,9 +118,11 @@ impl Plugins {
             snapshot: ArcSwap::from_pointee(Snapshot::default()),
             loading: Mutex::new(HashMap::new()),
             errors: Mutex::new(BTreeMap::new()),
+            tried: Mutex::new(HashMap::new()),
             watcher: Mutex::new(None),
             native: Default::default(),
             warm_budget,
+            sockets,
         }))
     }
 
@@ -170,21 +182,21 @@ impl Plugins {
             .file_name()
             .map(|f| f.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let bytes = match std::fs::read(path) {
+        let stamp = match files::stamp(path) {
+            Ok(Some(stamp)) => stamp,
+            Ok(None) => return self.unload(path, &file_label),
+            Err(e) => return self.report(path, &file_label, &e),
+        };
+        if self.tried.lock().get(path) == Some(&stamp) {
+            return;
+        }
+        self.tried.lock().insert(path.to_owned(), stamp);
+        let bytes = match files::read(path, self.config.max_file_bytes) {
             Ok(bytes) => bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let current = self.snapshot();
-                if current.files().contains_key(path) {
-                    let mut files = current.files().clone();
-                    let old = files.remove(path);
-                    self.snapshot.store(Arc::new(Snapshot::build(files)));
-                    self.metrics.plugin_load(&file_label, "removed");
-                    tracing::info!(file = %path.display(), plugin = old.map(|p| p.name.to_string()), "plugin unloaded");
-                }
-                self.errors.lock().remove(path);
-                return;
+            Err(LoadError::Read(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+                return self.unload(path, &file_label)
             }
-            Err(e) => return self.report(path, &file_label, &LoadError::Read(e)),
+            Err(e) => return self.report(path, &file_label, &e),
         };
         let hash = format!("{:x}", <sha2::Sha256 as sha2::Digest>::digest(&bytes));
         let current = self.snapshot();
@@ -229,6 +241,20 @@ impl Plugins {
             }
             Err(err) => self.report(path, &file_label, &err),
         }
+    }
+
+    /// The file is gone: so is its plugin.
+    fn unload(&self, path: &Path, label: &str) {
+        self.tried.lock().remove(path);
+        let current = self.snapshot();
+        if current.files().contains_key(path) {
+            let mut files = current.files().clone();
+            let old = files.remove(path);
+            self.snapshot.store(Arc::new(Snapshot::build(files)));
+            self.metrics.plugin_load(label, "removed");
+            tracing::info!(file = %path.display(), plugin = old.map(|p| p.name.to_string()), "plugin unloaded");
+        }
+        self.errors.lock().remove(path);
     }
 
     fn report(&self, path: &Path, label: &str, err: &LoadError) {

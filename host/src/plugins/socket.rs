@@ -10,8 +10,11 @@
 //! like walker calls do. A plugin error is data for the caller to report;
 //! a trap, timeout or out-of-memory leaves the instance unusable.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
+use parking_lot::Mutex;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime::Store;
 
 use super::bindings::types::{ChannelMessage, PresenceEvent, PresenceKind, SocketOpen};
@@ -21,6 +24,7 @@ use super::state::PluginState;
 use super::{wit_identity, PluginError, Plugins};
 use crate::bus::{Envelope, Event};
 use crate::policy::Actor;
+use crate::quota::ClientKey;
 
 /// One scripted-socket connection's instance.
 pub struct SocketInstance {
@@ -28,6 +32,69 @@ pub struct SocketInstance {
     store: Store<PluginState>,
     bindings: Plugin,
     conn: Arc<str>,
+    /// Its place in the sockets' budget, given back when it goes.
+    _slot: SocketSlot,
+}
+
+/// Scripted sockets' own instance budget: apart from walker and guard
+/// calls (so sockets can never take the instances those need), and shared
+/// fairly (one identity holds at most `plugins.max_sockets_per_client`).
+pub(crate) struct SocketBudget {
+    slots: Arc<Semaphore>,
+    per_client: u32,
+    held: Arc<Mutex<HashMap<ClientKey, u32>>>,
+}
+
+/// One socket's place in the budget.
+struct SocketSlot {
+    _permit: OwnedSemaphorePermit,
+    key: ClientKey,
+    held: Arc<Mutex<HashMap<ClientKey, u32>>>,
+}
+
+impl Drop for SocketSlot {
+    fn drop(&mut self) {
+        let mut held = self.held.lock();
+        if let Some(n) = held.get_mut(&self.key) {
+            *n -= 1;
+            if *n == 0 {
+                held.remove(&self.key);
+            }
+        }
+    }
+}
+
+impl SocketBudget {
+    /// `total` sockets at once, `per_client` of them for one identity.
+    pub(crate) fn new(total: u32, per_client: u32) -> Self {
+        Self {
+            slots: Arc::new(Semaphore::new(total as usize)),
+            per_client,
+            held: Arc::default(),
+        }
+    }
+
+    fn take(&self, key: ClientKey) -> Result<SocketSlot, CallError> {
+        let mut held = self.held.lock();
+        let mine = held.entry(key.clone()).or_insert(0);
+        if *mine >= self.per_client {
+            return Err(CallError::Busy(format!(
+                "at most {} scripted sockets per client (plugins.max_sockets_per_client)",
+                self.per_client
+            )));
+        }
+        let permit = self.slots.clone().try_acquire_owned().map_err(|_| {
+            CallError::Busy(
+                "every scripted-socket slot is taken (plugins.max_socket_instances)".into(),
+            )
+        })?;
+        *mine += 1;
+        Ok(SocketSlot {
+            _permit: permit,
+            key,
+            held: self.held.clone(),
+        })
+    }
 }
 
 /// What a script is told.
@@ -55,6 +122,7 @@ impl Plugins {
         path: &str,
         query: &[(String, String)],
     ) -> Result<(SocketInstance, Option<PluginError>), CallError> {
+        let slot = self.sockets.take(actor.key())?;
         let mut store = plugin.new_store(self.env().clone());
         let conn = actor.conn.clone().unwrap_or_else(|| Arc::from(""));
         let open = SocketOpen {
@@ -71,6 +139,7 @@ impl Plugins {
             store,
             bindings,
             conn,
+            _slot: slot,
         };
         instance.plugin.arm_deadline(&mut instance.store);
         let socket = instance.bindings.switchboard_plugin_socket();

@@ -28,8 +28,12 @@ impl Watcher {
             None,
             move |result: DebounceEventResult| match result {
                 Ok(events) => {
+                    // Reads are events too (opening a file to load it is
+                    // one): only changes count, or every load would
+                    // trigger the next.
                     let paths: BTreeSet<PathBuf> = events
                         .iter()
+                        .filter(|e| !matches!(e.kind, notify::EventKind::Access(_)))
                         .flat_map(|e| e.paths.iter())
                         .filter(|p| is_wasm(p))
                         .cloned()

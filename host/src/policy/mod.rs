@@ -27,6 +27,7 @@ mod guards;
 mod resource;
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::sync::{Arc, OnceLock, Weak};
 
 use serde_json::{json, Map, Value};
@@ -36,9 +37,10 @@ pub use guards::{GuardError, GuardOutcome, GuardQuery, Guards, Operation};
 pub use resource::{protected_conflict, Grant};
 
 use crate::auth::Identity;
-use crate::bus::Filter;
+use crate::bus::{Filter, FilterLimits};
 use crate::config::{AuthConfig, ResourceConfig};
 use crate::error::{ClientError, ErrorCode};
+use crate::quota::ClientKey;
 
 /// The role that may do everything the policy itself decides (destroying
 /// others' Daptin topics). Guards decide the rest.
@@ -51,17 +53,35 @@ pub struct Actor {
     pub identity: Arc<Identity>,
     /// The connection, when there is one (HTTP calls have none).
     pub conn: Option<Arc<str>>,
+    /// The client's address, when known: anonymous clients' budgets are
+    /// keyed by it.
+    pub peer: Option<IpAddr>,
 }
 
 impl Actor {
     /// An actor.
     pub fn new(identity: Arc<Identity>, conn: Option<Arc<str>>) -> Self {
-        Self { identity, conn }
+        Self {
+            identity,
+            conn,
+            peer: None,
+        }
+    }
+
+    /// The same actor, connecting from `peer`.
+    pub fn with_peer(mut self, peer: Option<IpAddr>) -> Self {
+        self.peer = peer;
+        self
     }
 
     /// Nobody in particular: what a call without a client acts as.
     pub fn anonymous() -> Self {
         Self::new(Arc::new(Identity::anonymous()), None)
+    }
+
+    /// Whose budgets this actor spends.
+    pub fn key(&self) -> ClientKey {
+        ClientKey::of(&self.identity, self.peer)
     }
 }
 
@@ -96,6 +116,7 @@ impl<'a> Access<'a> {
 pub struct Policy {
     resources: BTreeMap<String, ResourceConfig>,
     anonymous_send: bool,
+    filters: FilterLimits,
     /// Set once the plugin host exists (it is built after the store and
     /// the resources it serves). Weak: the plugin host reaches the policy
     /// too, and a strong link both ways would never be freed.
@@ -103,13 +124,24 @@ pub struct Policy {
 }
 
 impl Policy {
-    /// A policy over these resources and auth settings; no guards yet.
-    pub fn new(resources: BTreeMap<String, ResourceConfig>, auth: &AuthConfig) -> Self {
+    /// A policy over these resources, auth settings and filter bounds; no
+    /// guards yet.
+    pub fn new(
+        resources: BTreeMap<String, ResourceConfig>,
+        auth: &AuthConfig,
+        filters: FilterLimits,
+    ) -> Self {
         Self {
             resources,
             anonymous_send: auth.anonymous_send,
+            filters,
             guards: OnceLock::new(),
         }
+    }
+
+    /// The bounds on client filters.
+    pub fn filter_limits(&self) -> &FilterLimits {
+        &self.filters
     }
 
     /// Binds the guards (once; later calls are ignored).
@@ -229,14 +261,14 @@ impl Policy {
         client_filter: &Value,
         payload: &Value,
     ) -> Result<Option<Filter>, ClientError> {
-        let client = Filter::from_value(client_filter).map_err(ClientError::bad_request)?;
+        let client = self.filters.compile(client_filter)?;
         if self.is_resource(channel) {
             self.roles(access, channel)?;
         }
         let guard = self
             .guard(access, Operation::Subscribe, channel, payload)
             .await?;
-        Ok(Filter::and(client, guard.filter))
+        Ok(self.filters.check(Filter::and(client, guard.filter))?)
     }
 
     /// Writing to a channel (a publish, a send to it, a plugin's notify or

@@ -18,6 +18,7 @@ use crate::bus::{op_mask, Bus, Change, Event, Origin, Subscription, Topic, OPS_A
 use crate::config::ResourceConfig;
 use crate::error::{ClientError, ErrorCode};
 use crate::policy::{Access, Operation, Policy};
+use crate::quota::Quotas;
 use crate::store::{Committed, Store, StoreError, Stored};
 
 /// Most records a list returns at once.
@@ -28,12 +29,28 @@ pub struct Resources {
     store: Arc<Store>,
     policy: Arc<Policy>,
     bus: Arc<Bus>,
+    quotas: Arc<Quotas>,
+    /// Largest page (lists, replays, resumes), in bytes of records.
+    page_bytes: usize,
 }
 
 impl Resources {
-    /// Resources over `store`, authorized by `policy`, announced on `bus`.
-    pub fn new(store: Arc<Store>, policy: Arc<Policy>, bus: Arc<Bus>) -> Self {
-        Self { store, policy, bus }
+    /// Resources over `store`, authorized by `policy`, announced on `bus`,
+    /// with writes charged to `quotas` and pages of at most `page_bytes`.
+    pub fn new(
+        store: Arc<Store>,
+        policy: Arc<Policy>,
+        bus: Arc<Bus>,
+        quotas: Arc<Quotas>,
+        page_bytes: usize,
+    ) -> Self {
+        Self {
+            store,
+            policy,
+            bus,
+            quotas,
+            page_bytes,
+        }
     }
 
     /// The policy every operation goes through.
@@ -110,11 +127,11 @@ impl Resources {
             .resource(access, Operation::List, resource, filter, filter)
             .await?;
         let limit = limit.unwrap_or(100).clamp(1, MAX_LIMIT);
-        let r = resource.to_owned();
+        let (r, max_bytes) = (resource.to_owned(), self.page_bytes);
         let keep = grant.filter.clone();
         let (page, more) = self
             .blocking(move |s| {
-                s.scan(&r, cursor.as_deref(), limit, |rec| {
+                s.scan(&r, cursor.as_deref(), limit, max_bytes, |rec| {
                     keep.as_ref().is_none_or(|f| f.matches(rec))
                 })
             })
@@ -192,8 +209,10 @@ impl Resources {
         sub: &Subscription,
     ) -> Result<(Vec<Event>, bool), ClientError> {
         let protected = self.config(resource)?.protected.clone();
-        let r = resource.to_owned();
-        let (changes, complete) = self.blocking(move |s| s.changes_since(&r, since)).await?;
+        let (r, max_bytes) = (resource.to_owned(), self.page_bytes);
+        let (changes, complete) = self
+            .blocking(move |s| s.changes_since(&r, since, max_bytes))
+            .await?;
         let events = changes
             .into_iter()
             .map(|c| change_event(c, &protected))
@@ -267,6 +286,26 @@ fn change_event(c: Committed, protected: &[String]) -> Event {
         seq: c.seq,
         timestamp: crate::now_ms(),
     })
+}
+
+impl Resources {
+    /// Charges a write of `data` to the caller's write quota (plugins with
+    /// full rights are not charged).
+    fn charge(&self, access: &Access<'_>, data: &Value) -> Result<(), ClientError> {
+        let Some(actor) = access.actor() else {
+            return Ok(());
+        };
+        let bytes = crate::bus::json_len(data);
+        self.quotas.write(&actor.key(), bytes).map_err(|e| {
+            ClientError::new(
+                ErrorCode::RateLimitExceeded,
+                format!(
+                    "write quota spent (limits.write_quota_bytes); retry in {} ms",
+                    e.retry_after.as_millis().max(1)
+                ),
+            )
+        })
+    }
 }
 
 fn not_found() -> ClientError {

@@ -32,6 +32,7 @@ impl Resources {
             .await?;
         self.policy.check_write(access, grant.config, &data)?;
         let data = merge(data, grant.patch.clone());
+        self.charge(access, &data)?;
         if !grant.reaches(&data) {
             return Err(ClientError::forbidden(
                 "the record would be outside what you may write",
@@ -65,6 +66,7 @@ impl Resources {
             .await?;
         self.policy.check_write(access, grant.config, &data)?;
         let data = merge(data, grant.patch.clone());
+        self.charge(access, &data)?;
         let (r, i, scope) = (resource.to_owned(), id.to_owned(), grant.filter.clone());
         let committed = self
             .blocking(move |s| {

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use axum::extract::ws::Utf8Bytes;
 use serde_json::Value;
 
-use super::ratelimit::Limiter;
 use super::reauth::Holdings;
+use super::Connected;
 use crate::auth::Identity;
 use crate::bus::{Envelope, Event, Origin, Outbound};
 use crate::error::{ClientError, ErrorCode};
@@ -28,7 +28,6 @@ pub struct Session {
     /// Who it is now (in-band auth may change it), with its connection.
     pub(super) actor: Actor,
     query: Vec<(String, String)>,
-    limiter: Limiter,
     /// Per resumed resource: the newest sequence number already replayed,
     /// so live copies of replayed events are skipped.
     pub(super) floors: HashMap<String, u64>,
@@ -46,11 +45,14 @@ impl Session {
         app: Arc<App>,
         dialect: &'static dyn Dialect,
         id: Arc<str>,
-        identity: Identity,
-        query: Vec<(String, String)>,
+        connected: Connected,
     ) -> Self {
-        let limiter = Limiter::new(&app.config.limits);
-        let actor = Actor::new(Arc::new(identity), Some(id.clone()));
+        let Connected {
+            identity,
+            query,
+            peer,
+        } = connected;
+        let actor = Actor::new(Arc::new(identity), Some(id.clone())).with_peer(peer);
         let sees_ids = app
             .resources
             .policy()
@@ -61,7 +63,6 @@ impl Session {
             id,
             actor,
             query,
-            limiter,
             floors: HashMap::new(),
             held: Holdings::default(),
             sees_ids,
@@ -97,27 +98,28 @@ impl Session {
         }
     }
 
-    /// Handles one text frame; returns the frames to send back.
+    /// Handles one text frame; returns the frames to send back. Every
+    /// request in it (a batched frame's entries each) is charged to the
+    /// identity's rate limit, and so is a frame that does not decode.
     pub async fn handle_text(&mut self, text: &str) -> Vec<Value> {
         self.app.metrics.messages_in.inc();
-        let requests = match self.dialect.decode(text) {
-            Ok(requests) => requests,
-            Err(e) => return vec![self.error(e.request_id.as_ref(), None, &e.error)],
+        let decoded = self.dialect.decode(text);
+        let cost = decoded.as_ref().map_or(1, Vec::len).max(1);
+        let limited = self.app.quotas.requests(&self.actor.key(), cost);
+        let requests = match (decoded, limited) {
+            (Ok(requests), Ok(())) => requests,
+            (Err(e), Ok(())) => return vec![self.error(e.request_id.as_ref(), None, &e.error)],
+            (decoded, Err(exceeded)) => {
+                let error = rate_limited(&self.app.config.limits, exceeded);
+                return match decoded {
+                    Ok(requests) => requests
+                        .iter()
+                        .map(|r| self.error(r.id.as_ref(), Some(r), &error))
+                        .collect(),
+                    Err(e) => vec![self.error(e.request_id.as_ref(), None, &error)],
+                };
+            }
         };
-        if !self.limiter.allow() {
-            let limits = &self.app.config.limits;
-            let error = ClientError::new(
-                ErrorCode::RateLimitExceeded,
-                format!(
-                    "rate limit exceeded: at most {} requests per {} ms",
-                    limits.rate_limit_max_requests, limits.rate_limit_window_ms
-                ),
-            );
-            return requests
-                .iter()
-                .map(|r| self.error(r.id.as_ref(), Some(r), &error))
-                .collect();
-        }
         let mut out = Vec::with_capacity(requests.len());
         for request in requests {
             out.extend(self.run(&request).await);
@@ -274,6 +276,22 @@ impl Session {
     }
 }
 
+/// The error a rate-limited request gets.
+pub fn rate_limited(
+    limits: &crate::config::Limits,
+    exceeded: crate::quota::Exceeded,
+) -> ClientError {
+    ClientError::new(
+        ErrorCode::RateLimitExceeded,
+        format!(
+            "rate limit exceeded: at most {} requests per {} ms per client; retry in {} ms",
+            limits.rate_limit_max_requests,
+            limits.rate_limit_window_ms,
+            exceeded.retry_after.as_millis().max(1)
+        ),
+    )
+}
+
 impl super::Handler for Session {
     fn id(&self) -> &Arc<str> {
         &self.id
@@ -325,7 +343,9 @@ impl super::Handler for Session {
             .collect())
     }
 
-    async fn on_close(&mut self) {}
+    async fn on_close(&mut self) {
+        self.drop_anonymous_topics();
+    }
 
     fn expires_at_ms(&self) -> Option<u64> {
         self.actor.identity.expires_at_ms

@@ -24,7 +24,7 @@ impl Session {
             .await?;
         self.app
             .bus
-            .subscribe(&self.id, &Topic::channel(channel), effective.clone());
+            .subscribe(&self.id, &Topic::channel(channel), effective.clone())?;
         self.held
             .channels
             .insert(channel.to_owned(), filter.clone());
@@ -127,7 +127,7 @@ impl Session {
         self.policy()
             .read_channel(&self.access(), channel, &Value::Null, &payload)
             .await?;
-        self.app.bus.presence_join(&self.id, channel, info);
+        self.app.bus.presence_join(&self.id, channel, info)?;
         Ok(Reply::Joined {
             channel: channel.to_owned(),
         })

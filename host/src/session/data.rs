@@ -97,6 +97,10 @@ impl Session {
         // two; duplicates are dropped by sequence number (`floors`).
         match key {
             Some(key) => {
+                let max = self.app.bus.limits().subscriptions;
+                if self.held.keyed.len() >= max && !self.held.keyed.contains_key(key) {
+                    return Err(crate::bus::BusError::Subscriptions(max).into());
+                }
                 let keyed = Keyed {
                     resource: resource.to_owned(),
                     filter: filter.clone(),
@@ -105,17 +109,24 @@ impl Session {
                 };
                 // An id re-used for another table must not leave the old
                 // table streaming.
-                if let Some(old) = self.held.keyed.insert(key.to_owned(), keyed) {
-                    if old.resource != resource {
-                        self.resubscribe(&old.resource);
-                    }
+                let old = self.held.keyed.insert(key.to_owned(), keyed);
+                if let Err(e) = self.resubscribe(resource) {
+                    // Too complex together: the new one does not stay.
+                    match old {
+                        Some(old) => self.held.keyed.insert(key.to_owned(), old),
+                        None => self.held.keyed.remove(key),
+                    };
+                    self.resubscribe(resource)?;
+                    return Err(e);
                 }
-                self.resubscribe(resource);
+                if let Some(old) = old.filter(|o| o.resource != resource) {
+                    self.resubscribe(&old.resource)?;
+                }
             }
             None => {
                 self.app
                     .bus
-                    .subscribe_ops(&self.id, &Topic::resource(resource), sub.clone());
+                    .subscribe_ops(&self.id, &Topic::resource(resource), sub.clone())?;
                 self.held
                     .resources
                     .insert(resource.to_owned(), (filter.clone(), events.to_vec()));
@@ -160,7 +171,7 @@ impl Session {
                         format!("no subscription with id {key}"),
                     )
                 })?;
-                self.resubscribe(&keyed.resource);
+                self.resubscribe(&keyed.resource)?;
                 keyed.resource
             }
             None => {
@@ -181,12 +192,26 @@ impl Session {
 
     /// Puts the OR of this connection's keyed subscriptions on `resource`
     /// on the bus (or removes it when none is left).
-    pub(super) fn resubscribe(&self, resource: &str) {
+    ///
+    /// # Errors
+    /// The OR has more rows than `limits.max_filter_rows`, or the
+    /// connection holds too many subscriptions.
+    pub(super) fn resubscribe(&self, resource: &str) -> Result<(), ClientError> {
         let topic = Topic::resource(resource);
         match self.held.keyed_union(resource) {
-            Some(sub) => self.app.bus.subscribe_ops(&self.id, &topic, sub),
-            None => self.app.bus.unsubscribe(&self.id, &topic),
-        };
+            Some(sub) => {
+                let limits = self.policy().filter_limits();
+                let sub = Subscription {
+                    filter: limits.check(sub.filter)?,
+                    ops: sub.ops,
+                };
+                self.app.bus.subscribe_ops(&self.id, &topic, sub)?;
+            }
+            None => {
+                self.app.bus.unsubscribe(&self.id, &topic);
+            }
+        }
+        Ok(())
     }
 }
 

@@ -9,7 +9,6 @@
 mod apply;
 mod channels;
 mod data;
-mod ratelimit;
 mod reauth;
 mod scripted;
 mod topics;
@@ -26,16 +25,20 @@ use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use tokio::time::{sleep_until, Instant};
 
 use crate::auth::Identity;
-use crate::bus::{Kill, Outbound, Registration};
+use crate::bus::{Inbox, Kill, Outbound, Registration};
 use crate::protocol::{encode_event, to_frame, Dialect};
 use crate::App;
 
-pub use apply::Session;
+pub use apply::{rate_limited, Session};
 pub use scripted::ScriptedSocket;
 pub use topics::UserTopic;
 
 /// Close code for server shutdown and dead peers (1001: going away).
 pub const CLOSE_GOING_AWAY: u16 = 1001;
+/// Close code for protocol violations (1002).
+pub const CLOSE_PROTOCOL: u16 = 1002;
+/// Close code for a text frame that is not UTF-8 (1007: invalid payload).
+pub const CLOSE_INVALID_DATA: u16 = 1007;
 /// Close code for refused authentication (1008: policy violation).
 pub const CLOSE_POLICY: u16 = 1008;
 /// Close code for oversized frames (1009: message too big).
@@ -135,24 +138,26 @@ impl ExpiryTimer {
 /// Why a socket write failed: the peer went away or we were told to close.
 struct WriteAborted;
 
+/// Who connected, as the gateway accepted it.
+#[derive(Debug, Clone)]
+pub struct Connected {
+    /// The verified identity.
+    pub identity: Identity,
+    /// The query string's pairs.
+    pub query: Vec<(String, String)>,
+    /// The client's address.
+    pub peer: Option<std::net::IpAddr>,
+}
+
 /// Serves one upgraded socket in `dialect` until it closes.
 pub async fn serve_socket(
     socket: WebSocket,
     app: Arc<App>,
     dialect: &'static dyn Dialect,
-    identity: Identity,
-    query: Vec<(String, String)>,
+    connected: Connected,
 ) {
-    let registration = app
-        .bus
-        .register(identity.user_id.clone(), app.config.limits.outbound_queue);
-    let session = Session::new(
-        app.clone(),
-        dialect,
-        registration.id.clone(),
-        identity,
-        query,
-    );
+    let registration = app.bus.register(connected.identity.user_id.clone());
+    let session = Session::new(app.clone(), dialect, registration.id.clone(), connected);
     let (sink, stream) = socket.split();
     run(sink, stream, app, registration, session).await;
 }
@@ -285,11 +290,11 @@ pub async fn run<W, R, H>(
 /// say) go out before its reply, so the client sees them in causal order.
 async fn flush_then<H: Handler>(
     handler: &mut H,
-    rx: &mut tokio::sync::mpsc::Receiver<Outbound>,
+    rx: &mut Inbox,
     reply: Result<Vec<Utf8Bytes>, Close>,
 ) -> Result<Vec<Utf8Bytes>, Close> {
     let mut frames = Vec::new();
-    while let Ok(out) = rx.try_recv() {
+    while let Some(out) = rx.try_recv() {
         frames.extend(Box::pin(handler.on_outbound(out)).await?);
     }
     frames.extend(reply?);
@@ -301,25 +306,43 @@ pub fn outbound_text(dialect: &dyn Dialect, out: Outbound) -> Option<Utf8Bytes> 
     encode_event(dialect, &out)
 }
 
-/// The close to send after a read error. Oversized frames get 1009 with the
-/// limit; tungstenite reports them as "Space limit exceeded", which axum
-/// passes through only as text.
+/// The close to send after a read error, by RFC 6455's codes: an oversized
+/// frame or message gets 1009 with the limit, a text frame that is not
+/// UTF-8 1007, any other protocol violation (an unmasked frame, a reserved
+/// opcode or RSV bit, a fragmented or oversized control frame, a stray
+/// continuation, a 1-byte close payload...) 1002 with what it was. The
+/// WebSocket layer's own error type says which; its text is never matched.
 fn read_error_close(app: &App, err: &axum::Error) -> Option<Close> {
-    let text = err.to_string();
-    if text.contains("Space limit exceeded") || text.contains("too long") {
-        app.metrics.disconnect("payload_too_large");
-        app.metrics.error(crate::error::ErrorCode::PayloadTooLarge);
-        Some((
-            CLOSE_TOO_BIG,
-            format!(
-                "PAYLOAD_TOO_LARGE: message exceeds {} bytes",
-                app.config.limits.max_payload_bytes
-            ),
-        ))
-    } else {
-        tracing::debug!(cause = %err, "read error");
-        None
-    }
+    use std::error::Error as _;
+    use tungstenite::Error as Ws;
+    let ws = err.source().and_then(|e| e.downcast_ref::<Ws>());
+    let close = match ws {
+        Some(Ws::Capacity(_)) => {
+            app.metrics.disconnect("payload_too_large");
+            app.metrics.error(crate::error::ErrorCode::PayloadTooLarge);
+            let limit = app.config.limits.max_payload_bytes;
+            (
+                CLOSE_TOO_BIG,
+                format!("PAYLOAD_TOO_LARGE: message exceeds {limit} bytes"),
+            )
+        }
+        Some(Ws::Utf8(_)) => {
+            app.metrics.disconnect("invalid_utf8");
+            (
+                CLOSE_INVALID_DATA,
+                "INVALID_PAYLOAD: a text frame is not valid UTF-8".to_owned(),
+            )
+        }
+        Some(Ws::Protocol(violation)) => {
+            app.metrics.disconnect("protocol_error");
+            (CLOSE_PROTOCOL, format!("PROTOCOL_ERROR: {violation}"))
+        }
+        _ => {
+            tracing::debug!(cause = %err, "read error");
+            return None;
+        }
+    };
+    Some(close)
 }
 
 /// Most deliveries taken off the queue per wake-up.
@@ -329,12 +352,12 @@ const BATCH: usize = 64;
 /// burst costs one flush instead of one write per frame.
 async fn drain<H: Handler>(
     handler: &mut H,
-    rx: &mut tokio::sync::mpsc::Receiver<Outbound>,
+    rx: &mut Inbox,
     first: Outbound,
 ) -> Result<Vec<Utf8Bytes>, Close> {
     let mut frames = handler.on_outbound(first).await?;
     for _ in 1..BATCH {
-        let Ok(out) = rx.try_recv() else { break };
+        let Some(out) = rx.try_recv() else { break };
         frames.extend(handler.on_outbound(out).await?);
     }
     Ok(frames)

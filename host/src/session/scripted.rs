@@ -9,8 +9,7 @@ use std::sync::Arc;
 use axum::extract::ws::Utf8Bytes;
 use serde_json::json;
 
-use super::{Close, Handler, CLOSE_INTERNAL, CLOSE_POLICY};
-use crate::auth::Identity;
+use super::{Close, Connected, Handler, CLOSE_INTERNAL, CLOSE_POLICY};
 use crate::bus::{Event, Outbound};
 use crate::plugins::socket::{SocketEvent, SocketInstance};
 use crate::plugins::{CallError, LoadedPlugin, PluginError};
@@ -23,7 +22,7 @@ pub struct ScriptedSocket {
     app: Arc<App>,
     plugin: Arc<LoadedPlugin>,
     path: String,
-    identity: Arc<Identity>,
+    actor: Actor,
     query: Vec<(String, String)>,
     instance: Option<SocketInstance>,
 }
@@ -35,16 +34,17 @@ impl ScriptedSocket {
         app: Arc<App>,
         plugin: Arc<LoadedPlugin>,
         path: String,
-        identity: Identity,
-        query: Vec<(String, String)>,
+        connected: Connected,
     ) -> Self {
+        let actor =
+            Actor::new(Arc::new(connected.identity), Some(id.clone())).with_peer(connected.peer);
         Self {
             id,
             app,
             plugin,
             path,
-            identity: Arc::new(identity),
-            query,
+            actor,
+            query: connected.query,
             instance: None,
         }
     }
@@ -93,11 +93,10 @@ impl Handler for ScriptedSocket {
     }
 
     async fn greeting(&mut self) -> Result<Vec<Utf8Bytes>, Close> {
-        let actor = Actor::new(self.identity.clone(), Some(self.id.clone()));
         let opened = self
             .app
             .plugins
-            .open_socket(&self.plugin, actor, &self.path, &self.query)
+            .open_socket(&self.plugin, self.actor.clone(), &self.path, &self.query)
             .await;
         match opened {
             Ok((instance, refused)) => {
@@ -116,12 +115,26 @@ impl Handler for ScriptedSocket {
                     }
                 }
             }
+            Err(CallError::Busy(why)) => {
+                self.count("busy");
+                self.app.metrics.disconnect("socket_capacity");
+                Err((crate::bus::CLOSE_SLOW_CONSUMER, format!("TRY_AGAIN: {why}")))
+            }
             Err(err) => Err(self.failed(&err)),
         }
     }
 
     async fn on_text(&mut self, text: &str) -> Result<Vec<Utf8Bytes>, Close> {
         self.app.metrics.messages_in.inc();
+        // The same per-identity budget as every dialect: a script's client
+        // does not get a fresh one per socket.
+        if let Err(exceeded) = self.app.quotas.requests(&self.actor.key(), 1) {
+            let error = super::apply::rate_limited(&self.app.config.limits, exceeded);
+            self.app.metrics.error(error.code);
+            let frame =
+                json!({"type": "error", "code": error.code.as_str(), "message": error.message});
+            return Ok(vec![Utf8Bytes::from(frame.to_string())]);
+        }
         self.deliver(SocketEvent::Message(text)).await
     }
 
@@ -151,7 +164,7 @@ impl Handler for ScriptedSocket {
     }
 
     fn expires_at_ms(&self) -> Option<u64> {
-        self.identity.expires_at_ms
+        self.actor.identity.expires_at_ms
     }
 
     fn expiry_warning(&self, ms_left: u64) -> Vec<Utf8Bytes> {

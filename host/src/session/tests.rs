@@ -11,7 +11,7 @@ use futures_util::{sink, stream, Sink, Stream};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
-use super::{run, Session};
+use super::{run, Connected, Session};
 use crate::auth::Identity;
 use crate::protocol::native::Native;
 use crate::{App, Config};
@@ -60,9 +60,14 @@ fn start(
     Arc<str>,
 ) {
     let (to_loop, reader, writer, from_loop) = socket();
-    let registration = app.bus.register(identity.user_id.clone(), 16);
+    let registration = app.bus.register(identity.user_id.clone());
     let id = registration.id.clone();
-    let session = Session::new(app.clone(), &Native, id.clone(), identity, Vec::new());
+    let connected = Connected {
+        identity,
+        query: Vec::new(),
+        peer: None,
+    };
+    let session = Session::new(app.clone(), &Native, id.clone(), connected);
     let task = tokio::spawn(run(writer, reader, app.clone(), registration, session));
     (to_loop, from_loop, task, id)
 }

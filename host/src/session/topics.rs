@@ -1,6 +1,8 @@
 //! Daptin's named topics; every resource is also a (system) topic. A topic
 //! is listed and described only to callers who may subscribe to it, and
-//! destroyed only by its creator or an admin.
+//! destroyed only by its creator or an admin. A creator holds at most
+//! `limits.max_topics_per_creator`; an anonymous creator's topics go with
+//! its connection (nobody else could ever destroy them).
 
 use serde_json::{json, Value};
 
@@ -31,6 +33,12 @@ impl Session {
                         ErrorCode::Conflict,
                         format!("topic `{name}` already exists"),
                     ));
+                }
+                let max = self.app.config.limits.max_topics_per_creator;
+                if topics.values().filter(|t| self.created(t)).count() >= max {
+                    return Err(ClientError::forbidden(format!(
+                        "at most {max} topics per creator (limits.max_topics_per_creator)"
+                    )));
                 }
                 let info = json!({
                     "name": name,
@@ -83,6 +91,24 @@ impl Session {
                 "not a topic command",
             )),
         }
+    }
+
+    /// Whether this connection's identity created `topic` (for anonymous
+    /// creators: this very connection).
+    fn created(&self, topic: &UserTopic) -> bool {
+        match (&topic.creator_user, &self.identity().user_id) {
+            (Some(creator), Some(me)) => creator == me,
+            (None, None) => topic.creator_conn == self.id,
+            _ => false,
+        }
+    }
+
+    /// Removes the topics this connection created anonymously.
+    pub(super) fn drop_anonymous_topics(&self) {
+        self.app
+            .topics
+            .lock()
+            .retain(|_, t| t.creator_user.is_some() || t.creator_conn != self.id);
     }
 
     /// A topic's description, if it exists; FORBIDDEN when this caller

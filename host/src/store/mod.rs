@@ -117,7 +117,8 @@ impl Store {
     }
 
     /// Records in id order after `cursor`, keeping those `keep` accepts,
-    /// at most `limit`; also says whether more matching records follow.
+    /// at most `limit` of them and `max_bytes` of their JSON (but at least
+    /// one); also says whether more matching records follow.
     ///
     /// # Errors
     /// Storage failure.
@@ -126,6 +127,7 @@ impl Store {
         resource: &str,
         cursor: Option<&str>,
         limit: usize,
+        max_bytes: usize,
         keep: impl Fn(&Value) -> bool,
     ) -> Result<(Vec<Stored>, bool), StoreError> {
         let txn = self.db.begin_read()?;
@@ -135,16 +137,20 @@ impl Store {
             None => Bound::Included((resource, "")),
         };
         let mut out = Vec::new();
+        let mut bytes = 0;
         for entry in table.range::<(&str, &str)>((start, Bound::Unbounded))? {
             let (key, value) = entry?;
             if key.value().0 != resource {
                 break;
             }
-            let stored = decode_record(value.value());
+            let raw = value.value();
+            let stored = decode_record(raw);
             if keep(&stored.record) {
-                if out.len() == limit {
+                let full = out.len() == limit || (!out.is_empty() && bytes + raw.len() > max_bytes);
+                if full {
                     return Ok((out, true));
                 }
+                bytes += raw.len();
                 out.push(stored);
             }
         }
@@ -285,9 +291,10 @@ impl Store {
         Ok(committed)
     }
 
-    /// Changes to `resource` after `since`, oldest first, and whether the
-    /// log still holds everything after `since` (it keeps the newest
-    /// `retention` entries).
+    /// Changes to `resource` after `since`, oldest first, at most
+    /// `max_bytes` of them, and whether that is everything after `since`
+    /// (the log keeps the newest `retention` entries; a client further
+    /// behind than `max_bytes` must re-read instead).
     ///
     /// # Errors
     /// Storage failure.
@@ -295,18 +302,31 @@ impl Store {
         &self,
         resource: &str,
         since: u64,
+        max_bytes: usize,
     ) -> Result<(Vec<Committed>, bool), StoreError> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(CHANGES)?;
+        // A `since` at the end of the range (u64::MAX) asks for nothing;
+        // it must not wrap around to the start of the log.
+        let Some(after) = since.checked_add(1) else {
+            return Ok((Vec::new(), true));
+        };
         let oldest = table.first()?.map(|(k, _)| k.value());
-        let complete = oldest.is_none_or(|oldest| oldest <= since + 1);
+        let mut complete = oldest.is_none_or(|oldest| oldest <= after);
         let mut out = Vec::new();
-        for entry in table.range((since + 1)..)? {
+        let mut bytes = 0;
+        for entry in table.range(after..)? {
             let (seq, value) = entry?;
-            let change = decode(value.value());
+            let raw = value.value();
+            let change = decode(raw);
             if change["resource"] != resource {
                 continue;
             }
+            if !out.is_empty() && bytes + raw.len() > max_bytes {
+                complete = false;
+                break;
+            }
+            bytes += raw.len();
             out.push(Committed {
                 seq: seq.value(),
                 op: match change["op"].as_str() {
@@ -399,8 +419,19 @@ mod tests {
             .expect("update");
         assert_eq!(u.record, json!({"id": "a", "x": 2}));
         s.insert("n", json!({"id": "b"})).expect("other resource");
-        let (changes, complete) = s.changes_since("m", 0).expect("changes");
+        let (changes, complete) = s.changes_since("m", 0, usize::MAX).expect("changes");
         assert!(complete);
+        assert!(s
+            .changes_since("m", u64::MAX, usize::MAX)
+            .expect("end")
+            .0
+            .is_empty());
+        let (one, complete) = s.changes_since("m", 0, 1).expect("capped");
+        assert_eq!(
+            (one.len(), complete),
+            (1, false),
+            "a page that does not hold all"
+        );
         assert_eq!(changes.iter().map(|c| c.seq).collect::<Vec<_>>(), [1, 2]);
         assert!(matches!(
             s.delete("m", "a", |_| false),
@@ -409,7 +440,7 @@ mod tests {
         s.delete("m", "a", |_| true).expect("delete");
         assert!(s.get("m", "a").expect("get").is_none());
         // Retention 3: seq 1 is gone now (4 entries written).
-        let (_, complete) = s.changes_since("m", 0).expect("changes");
+        let (_, complete) = s.changes_since("m", 0, usize::MAX).expect("changes");
         assert!(!complete);
         assert_eq!(s.last_seq().expect("seq"), 4);
     }
@@ -423,7 +454,7 @@ mod tests {
                 .expect("insert");
         }
         s.insert("q", json!({"id": "a"})).expect("insert");
-        let (page, more) = s.scan("r", None, 2, |_| true).expect("scan");
+        let (page, more) = s.scan("r", None, 2, usize::MAX, |_| true).expect("scan");
         assert_eq!(
             page.iter()
                 .map(|r| r.record["id"].clone())
@@ -432,12 +463,22 @@ mod tests {
         );
         assert_eq!(page[0].seq, 2, "a was the second write");
         assert!(more);
-        let (page, more) = s.scan("r", Some("b"), 2, |_| true).expect("scan");
+        let (page, more) = s
+            .scan("r", Some("b"), 2, usize::MAX, |_| true)
+            .expect("scan");
         assert_eq!(page.len(), 2);
         assert!(!more);
-        let (page, _) = s.scan("r", None, 10, |r| r["even"] == true).expect("scan");
+        let (page, _) = s
+            .scan("r", None, 10, usize::MAX, |r| r["even"] == true)
+            .expect("scan");
         assert_eq!(page.iter().map(|r| r.seq).collect::<Vec<_>>(), [3, 4]);
         assert_eq!(page.iter().map(|r| r.seq).collect::<Vec<_>>(), [3, 4]);
         assert_eq!(page.len(), 2);
+        let (page, more) = s.scan("r", None, 10, 1, |_| true).expect("scan");
+        assert_eq!(
+            (page.len(), more),
+            (1, true),
+            "a byte budget still returns one"
+        );
     }
 }

@@ -1,0 +1,112 @@
+//! One client's outbound queue, bounded twice: in events and in bytes.
+//! Counting events alone let a client that never reads pin a thousand huge
+//! messages; the byte bound makes what a slow client can hold proportional
+//! to what was sent, and then it is a slow consumer and is dropped. Also
+//! the close switch every session listens to.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::Outbound;
+
+/// Asks one session to close, with a code and reason, from anywhere.
+#[derive(Debug, Default)]
+pub struct Kill {
+    token: CancellationToken,
+    reason: OnceLock<(u16, String)>,
+}
+
+impl Kill {
+    /// Requests the close; the first reason given wins.
+    pub fn kill(&self, code: u16, reason: impl Into<String>) {
+        let _ = self.reason.set((code, reason.into()));
+        self.token.cancel();
+    }
+
+    /// Resolves once a close was requested.
+    pub async fn requested(&self) {
+        self.token.cancelled().await;
+    }
+
+    /// The requested close code and reason.
+    pub fn reason(&self) -> Option<&(u16, String)> {
+        self.reason.get()
+    }
+}
+
+/// Why an event could not be queued.
+pub(super) enum Refused {
+    /// The client is too far behind (events or bytes).
+    Full,
+    /// The client is gone.
+    Closed,
+}
+
+/// The bus's end of a client's queue.
+pub(super) struct Outlet {
+    tx: mpsc::Sender<Outbound>,
+    queued: Arc<AtomicUsize>,
+    max_bytes: usize,
+}
+
+/// The session's end: what it takes off is no longer counted.
+pub struct Inbox {
+    rx: mpsc::Receiver<Outbound>,
+    queued: Arc<AtomicUsize>,
+}
+
+/// A queue of `frames` events and `bytes` bytes at most.
+pub(super) fn queue(frames: usize, bytes: usize) -> (Outlet, Inbox) {
+    let (tx, rx) = mpsc::channel(frames.max(1));
+    let queued = Arc::new(AtomicUsize::new(0));
+    let outlet = Outlet {
+        tx,
+        queued: queued.clone(),
+        max_bytes: bytes,
+    };
+    (outlet, Inbox { rx, queued })
+}
+
+impl Outlet {
+    /// Queues `out` without waiting. One event larger than the whole byte
+    /// bound still goes to a client that is not behind at all.
+    pub(super) fn offer(&self, out: Outbound) -> Result<(), Refused> {
+        let cost = out.cost;
+        let held = self.queued.fetch_add(cost, Ordering::AcqRel);
+        if held > 0 && held + cost > self.max_bytes {
+            self.queued.fetch_sub(cost, Ordering::AcqRel);
+            return Err(Refused::Full);
+        }
+        self.tx.try_send(out).map_err(|e| {
+            self.queued.fetch_sub(cost, Ordering::AcqRel);
+            match e {
+                mpsc::error::TrySendError::Full(_) => Refused::Full,
+                mpsc::error::TrySendError::Closed(_) => Refused::Closed,
+            }
+        })
+    }
+}
+
+impl Inbox {
+    /// The next event; none once the bus forgot the client.
+    pub async fn recv(&mut self) -> Option<Outbound> {
+        let out = self.rx.recv().await?;
+        self.queued.fetch_sub(out.cost, Ordering::AcqRel);
+        Some(out)
+    }
+
+    /// The next event if one is queued.
+    pub fn try_recv(&mut self) -> Option<Outbound> {
+        let out = self.rx.try_recv().ok()?;
+        self.queued.fetch_sub(out.cost, Ordering::AcqRel);
+        Some(out)
+    }
+
+    /// Bytes queued now.
+    pub fn queued_bytes(&self) -> usize {
+        self.queued.load(Ordering::Acquire)
+    }
+}
