@@ -56,8 +56,9 @@ pub struct Quotas {
 
 struct Limiter {
     limiter: DefaultKeyedRateLimiter<ClientKey>,
-    /// The burst: a batch larger than this can never pass whole.
-    burst: NonZeroU32,
+    /// How long a full budget takes to refill: what a batch larger than
+    /// the whole budget is told to wait (it can never pass).
+    window: Duration,
 }
 
 impl Limiter {
@@ -69,20 +70,20 @@ impl Limiter {
         let quota = Quota::with_period(period)?.allow_burst(max);
         Some(Self {
             limiter: RateLimiter::keyed(quota),
-            burst: max,
+            window,
         })
     }
 
     fn take(&self, clock: &DefaultClock, key: &ClientKey, n: u32) -> Result<(), Exceeded> {
-        let n = NonZeroU32::new(n.min(self.burst.get())).unwrap_or(NonZeroU32::MIN);
+        let n = NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN);
         match self.limiter.check_key_n(key, n) {
             Ok(Ok(())) => Ok(()),
             Ok(Err(not_until)) => Err(Exceeded {
                 retry_after: not_until.wait_time_from(clock.now()),
             }),
-            // More than the burst cannot happen after the `min` above.
+            // More than the whole budget: refused, however long one waits.
             Err(_) => Err(Exceeded {
-                retry_after: Duration::from_secs(1),
+                retry_after: self.window,
             }),
         }
     }
@@ -99,7 +100,7 @@ impl Quotas {
     }
 
     /// Takes `n` requests from `key`'s budget (a batched frame's entries
-    /// count one each; a batch larger than the whole budget takes all of it).
+    /// count one each; a batch larger than the whole budget never passes).
     ///
     /// # Errors
     /// The budget is spent, with when it refills enough.

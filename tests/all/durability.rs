@@ -1,53 +1,14 @@
 //! Durability: every acknowledged write survives `kill -9` of the server
 //! process, which is restarted on the same data file.
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
+use integration_tests::process::{write_config, ServerProcess};
 use integration_tests::*;
 use serde_json::json;
 
-fn spawn_server(config: &std::path::Path) -> (Child, SocketAddr) {
-    spawn_server_env(config, &[])
-}
-
-fn spawn_server_env(config: &std::path::Path, env: &[(&str, &str)]) -> (Child, SocketAddr) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard-cli"))
-        .args(["serve", "--config"])
-        .arg(config)
-        .env("RUST_LOG", "warn")
-        .envs(env.iter().copied())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start switchboard");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).expect("banner");
-    let addr = line
-        .trim()
-        .rsplit("ws://")
-        .next()
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("unexpected banner: {line:?}"));
-    (child, addr)
-}
-
-/// Writes a config for a server process: port 0, its store and plugins
-/// folder inside `dir`, plus `extra` TOML. Returns the file's path.
-fn write_config(dir: &std::path::Path, extra: &str) -> std::path::PathBuf {
-    let config = dir.join("switchboard.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "listen = \"127.0.0.1:0\"\n{extra}\n[store]\npath = \"{}\"\n[plugins]\ndir = \"{}\"\nwatch = false\n",
-            dir.join("data.redb").display(),
-            dir.join("plugins").display(),
-        ),
-    )
-    .expect("config");
-    config
+fn exe() -> &'static std::path::Path {
+    std::path::Path::new(env!("CARGO_BIN_EXE_switchboard-cli"))
 }
 
 #[tokio::test]
@@ -55,7 +16,8 @@ async fn acknowledged_writes_survive_kill_9() {
     let dir = tempfile::tempdir().expect("dir");
     let config = write_config(dir.path(), "[resources.messages]");
 
-    let (mut first, addr) = spawn_server(&config);
+    let mut first = ServerProcess::spawn(exe(), &config, &[]);
+    let addr = first.addr;
     let (mut c, _) = connect_native(addr, "").await;
     const N: usize = 50;
     for i in 0..N {
@@ -74,10 +36,10 @@ async fn acknowledged_writes_survive_kill_9() {
         )
         .await;
     assert_eq!(updated["data"]["i"], -7);
-    first.kill().expect("kill -9");
-    first.wait().expect("reaped");
+    first.kill9();
 
-    let (mut second, addr) = spawn_server(&config);
+    let mut second = ServerProcess::spawn(exe(), &config, &[]);
+    let addr = second.addr;
     let (mut c, _) = connect_native(addr, "").await;
     let listed = c
         .request(
@@ -95,20 +57,19 @@ async fn acknowledged_writes_survive_kill_9() {
         )
         .await;
     assert_eq!(replay["seq"], N as u64 + 1, "the change log survived too");
-    second.kill().expect("kill");
-    let _ = second.wait();
+    second.kill9();
 }
 
 #[tokio::test]
 async fn environment_overrides_the_config_file() {
     let dir = tempfile::tempdir().expect("dir");
     let config = write_config(dir.path(), "[auth]\nrequired = false");
-    let (mut child, addr) = spawn_server_env(&config, &[("SWITCHBOARD_AUTH__REQUIRED", "true")]);
+    let mut child = ServerProcess::spawn(exe(), &config, &[("SWITCHBOARD_AUTH__REQUIRED", "true")]);
+    let addr = child.addr;
     let mut c = connect(addr, "/ws").await;
     let close = c.recv_close().await.expect("close");
     assert_eq!(close.reason, "UNAUTHORIZED: authentication required");
-    child.kill().expect("kill");
-    let _ = child.wait();
+    child.kill9();
 
     // A bad file is a clear error, not a panic.
     std::fs::write(&config, "listen = 5\nnonsense = true\n").expect("config");
@@ -126,12 +87,13 @@ async fn environment_overrides_the_config_file() {
 async fn sigterm_closes_clients_with_1001_then_exits() {
     let dir = tempfile::tempdir().expect("dir");
     let config = write_config(dir.path(), "");
-    let (mut child, addr) = spawn_server(&config);
+    let mut child = ServerProcess::spawn(exe(), &config, &[]);
+    let addr = child.addr;
     let (mut a, _) = connect_native(addr, "").await;
     let mut b = connect(addr, "/").await;
     b.recv().await;
     let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &child.pid().to_string()])
         .status()
         .expect("kill -TERM");
     assert!(status.success());

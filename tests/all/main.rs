@@ -7,6 +7,7 @@ mod dialects;
 mod durability;
 mod errors;
 mod guards;
+mod hostile;
 mod http;
 mod limits;
 mod presence;

@@ -121,16 +121,17 @@ impl Call {
     }
 }
 
-/// Channel names from plugins follow the clients' rule (no control
-/// characters), so a plugin relaying a client's choice cannot smuggle one.
+/// Channel names from plugins follow the clients' rules (non-empty, no
+/// control characters, bounded), so a plugin relaying a client's choice
+/// cannot smuggle one.
 fn check_channel(channel: &str) -> Result<(), PluginError> {
-    if channel.is_empty() || channel.chars().any(char::is_control) {
+    if channel.is_empty() {
         return Err(error(
             ErrorCode::BadRequest,
-            "a channel name must be non-empty, without control characters",
+            "a channel name must not be empty",
         ));
     }
-    Ok(())
+    crate::protocol::fields::check_channel(channel, "channel").map_err(PluginError::from)
 }
 
 fn notify(data: Value, channel: Option<String>) -> Event {

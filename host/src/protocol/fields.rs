@@ -38,14 +38,25 @@ pub fn req_channel(obj: &Obj, key: &str) -> Result<String, ClientError> {
     Ok(name)
 }
 
-/// Refuses channel names with control characters.
+/// Longest channel (and Daptin topic) name, in bytes: names are kept for
+/// as long as anyone subscribes, so they are bounded like everything else.
+pub const MAX_CHANNEL_BYTES: usize = 256;
+
+/// Refuses channel names with control characters or over
+/// [`MAX_CHANNEL_BYTES`].
 ///
 /// # Errors
-/// The name contains one.
+/// The name breaks either rule.
 pub fn check_channel(name: &str, key: &str) -> Result<(), ClientError> {
     if name.chars().any(char::is_control) {
         return Err(ClientError::bad_request(format!(
             "`{key}` must not contain control characters"
+        )));
+    }
+    if name.len() > MAX_CHANNEL_BYTES {
+        return Err(ClientError::bad_request(format!(
+            "`{key}` is {} bytes; at most {MAX_CHANNEL_BYTES}",
+            name.len()
         )));
     }
     Ok(())
