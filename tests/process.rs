@@ -17,7 +17,19 @@ impl ServerProcess {
     /// Starts `exe serve --config config` with the test secret and `env`,
     /// and waits for its banner.
     pub fn spawn(exe: &Path, config: &Path, env: &[(&str, &str)]) -> Self {
-        let mut child = Command::new(exe)
+        Self::start(Command::new(exe), config, env)
+    }
+
+    /// As [`ServerProcess::spawn`], with at most `nofile` open files (soft
+    /// and hard limit, so the server cannot raise it).
+    pub fn spawn_with_nofile(exe: &Path, config: &Path, nofile: u32) -> Self {
+        let mut command = Command::new("prlimit");
+        command.arg(format!("--nofile={nofile}:{nofile}")).arg(exe);
+        Self::start(command, config, &[])
+    }
+
+    fn start(mut command: Command, config: &Path, env: &[(&str, &str)]) -> Self {
+        let mut child = command
             .args(["serve", "--config"])
             .arg(config)
             .env("RUST_LOG", "warn")

@@ -40,6 +40,9 @@ pub struct Limits {
     /// Largest page a list, replay or resume returns, in bytes of records:
     /// a page stops there and says where to continue.
     pub max_page_bytes: usize,
+    /// How long a write to a client may wait for it to read: past it the
+    /// client is a slow consumer (its unread replies would stay pinned).
+    pub write_timeout_ms: u64,
     /// Subscriptions one connection may hold (channels and resources).
     pub max_subscriptions: usize,
     /// Presence lists one connection may be on.
@@ -86,7 +89,8 @@ impl Default for Limits {
             outbound_queue_bytes: 8 << 20,
             max_connections: 200_000,
             read_chunk_bytes: 512,
-            max_page_bytes: 4 << 20,
+            max_page_bytes: 1 << 20,
+            write_timeout_ms: 30_000,
             max_subscriptions: 256,
             max_presence: 64,
             max_presence_info_bytes: 4096,
@@ -112,6 +116,11 @@ impl Limits {
     /// The heartbeat timeout as a duration.
     pub fn heartbeat_timeout(&self) -> Duration {
         Duration::from_millis(self.heartbeat_timeout_ms.max(1))
+    }
+
+    /// The write timeout as a duration.
+    pub fn write_timeout(&self) -> Duration {
+        Duration::from_millis(self.write_timeout_ms.max(1))
     }
 
     /// The handshake timeout as a duration.

@@ -9,6 +9,7 @@
 //! instance that ran a call cleanly is kept warm for the next ([`warm`]).
 
 mod bindings;
+pub mod boundary;
 mod engine;
 mod files;
 mod host;
@@ -319,7 +320,7 @@ impl Plugins {
         let returns = reply
             .returns
             .as_deref()
-            .map(json_or_string)
+            .map(boundary::reply_value)
             .unwrap_or(Value::Null);
         // Walkers commonly report what they return (the SDK's `reply`
         // does): parse that text once.
@@ -328,7 +329,7 @@ impl Plugins {
             .iter()
             .map(|r| match reply.returns.as_deref() {
                 Some(text) if text == r => returns.clone(),
-                _ => json_or_string(r),
+                _ => boundary::reply_value(r),
             })
             .collect();
         Ok(WalkerOutcome {
@@ -376,25 +377,17 @@ impl Plugins {
                 bindings::types::Verdict::Allow => {}
                 bindings::types::Verdict::Deny(reason) => return Err(GuardError::Denied(reason)),
                 bindings::types::Verdict::Filter(f) => {
-                    // A filter that does not parse would silently widen
-                    // what the caller sees: it fails closed instead.
-                    let filter = serde_json::from_str::<Value>(&f)
-                        .map_err(|e| e.to_string())
-                        .and_then(|v| crate::bus::Filter::from_value(&v))
-                        .map_err(|e| {
-                            GuardError::Failed(plugin.name.to_string(), format!("bad filter: {e}"))
-                        })?;
+                    let filter = boundary::guard_filter(&f).map_err(|e| {
+                        GuardError::Failed(plugin.name.to_string(), format!("bad filter: {e}"))
+                    })?;
                     outcome.filter = crate::bus::Filter::both(outcome.filter.take(), filter);
                 }
-                bindings::types::Verdict::Patch(p) => match serde_json::from_str::<Value>(&p) {
-                    Ok(Value::Object(p)) => outcome.patch.extend(p),
-                    _ => {
-                        return Err(GuardError::Failed(
-                            plugin.name.to_string(),
-                            "a patch must be a JSON object".into(),
-                        ))
-                    }
-                },
+                bindings::types::Verdict::Patch(p) => {
+                    let patch = boundary::guard_patch(&p).map_err(|e| {
+                        GuardError::Failed(plugin.name.to_string(), format!("bad patch: {e}"))
+                    })?;
+                    outcome.patch.extend(patch);
+                }
             }
         }
         Ok(outcome)
@@ -481,11 +474,6 @@ fn wit_identity(actor: &Actor) -> bindings::types::Identity {
         role: identity.role.clone(),
         claims: Value::Object(identity.claims.clone()).to_string(),
     }
-}
-
-/// Plugin JSON text as a value; text that is not JSON stays a string.
-fn json_or_string(text: &str) -> Value {
-    serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned()))
 }
 
 fn is_wasm(path: &Path) -> bool {

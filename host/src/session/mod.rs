@@ -374,18 +374,32 @@ where
     let count = frames.len() as u64;
     let sent = async {
         for frame in frames {
-            sink.feed(Message::Text(frame)).await?;
+            if sink.feed(Message::Text(frame)).await.is_err() {
+                return false;
+            }
         }
-        sink.flush().await
+        sink.flush().await.is_ok()
     };
-    tokio::select! {
-        biased;
-        () = kill.requested() => false,
-        result = sent => {
-            app.metrics.messages_out.inc_by(count);
-            result.is_ok()
-        }
-    }
+    let mut sent = std::pin::pin!(sent);
+    // Nearly every write completes at once; only one that waits for the
+    // client to read pays for a timer.
+    let ok = match futures_util::future::poll_immediate(&mut sent).await {
+        Some(ok) => ok,
+        None => tokio::select! {
+            biased;
+            () = kill.requested() => return false,
+            ok = &mut sent => ok,
+            () = tokio::time::sleep(app.config.limits.write_timeout()) => {
+                // A client that leaves its replies unread holds them: it is
+                // a slow consumer like one whose queue is full.
+                app.metrics.disconnect("slow_consumer");
+                kill.kill(crate::bus::CLOSE_SLOW_CONSUMER, "slow consumer: replies not read in time");
+                return false;
+            }
+        },
+    };
+    app.metrics.messages_out.inc_by(count);
+    ok
 }
 
 /// Writes one frame unless the session is told to close first.

@@ -81,6 +81,50 @@ async fn half_open_handshakes_cannot_lock_anyone_out() {
 }
 
 #[tokio::test]
+async fn at_the_descriptor_limit_health_checks_and_prompt_clients_still_get_in() {
+    use integration_tests::process::{write_config, ServerProcess};
+    let dir = tempfile::tempdir().expect("dir");
+    // One address may hold many unfinished handshakes here: descriptor
+    // pressure, not the per-address share, is what must make room.
+    let config = write_config(
+        dir.path(),
+        "[limits]\nmax_handshakes_per_ip = 10000\nhandshake_timeout_ms = 4000\n",
+    );
+    let exe = std::path::Path::new(env!("CARGO_BIN_EXE_switchboard-cli"));
+    let server = ServerProcess::spawn_with_nofile(exe, &config, 200);
+    let mut attackers = Vec::new();
+    for _ in 0..400 {
+        match tokio::time::timeout(Duration::from_secs(2), TcpStream::connect(server.addr)).await {
+            Ok(Ok(mut s)) => {
+                let _ = s.write_all(b"GET /ws HTTP/1.1\r\nHost: x\r\n").await;
+                attackers.push(s);
+            }
+            _ => break,
+        }
+    }
+    let (status, body) = http_get(server.addr, "/healthz").await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = http_get(server.addr, "/metrics").await;
+    assert_eq!(status, 200);
+    let (mut c, _) = connect_native(server.addr, "").await;
+    assert_eq!(
+        c.request(json!({"type": "ping"}), "p").await["type"],
+        "pong"
+    );
+    let fds = std::fs::read_dir(format!("/proc/{}/fd", server.pid()))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert!(fds < 200, "{fds} descriptors open");
+    drop(attackers);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (mut again, _) = connect_native(server.addr, "").await;
+    assert_eq!(
+        again.request(json!({"type": "ping"}), "q").await["type"],
+        "pong"
+    );
+}
+
+#[tokio::test]
 async fn one_address_holds_a_bounded_number_of_connections() {
     let mut config = test_config();
     config.limits.max_connections_per_ip = 5;

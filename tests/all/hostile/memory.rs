@@ -77,7 +77,10 @@ async fn a_subscriber_that_never_reads_holds_a_bounded_queue() {
 #[tokio::test]
 async fn pages_are_bounded_in_bytes_even_for_clients_that_never_read() {
     let dir = tempfile::tempdir().expect("dir");
-    let config = write_config(dir.path(), "[resources.docs]\n");
+    let config = write_config(
+        dir.path(),
+        "[limits]\nwrite_timeout_ms = 1500\n[resources.docs]\n",
+    );
     let server = ServerProcess::spawn(exe(), &config, &[]);
     let writer_token = token("writer", None, json!({}));
     let (mut writer, _) = connect_native(server.addr, &format!("?token={writer_token}")).await;
@@ -100,17 +103,23 @@ async fn pages_are_bounded_in_bytes_even_for_clients_that_never_read() {
         "{rows} rows, cursor {}",
         page["cursor"]
     );
-    assert!(page.to_string().len() <= (4 * MIB + 64 * 1024) as usize);
+    assert!(
+        page.to_string().len() <= (MIB + 64 * 1024) as usize,
+        "limits.max_page_bytes = 1 MiB"
+    );
 
     tokio::time::sleep(Duration::from_millis(200)).await;
     let before = server.rss();
     let mut stuck = Vec::new();
+    let list = json!({"type": "list", "resource": "docs", "limit": 1000});
     for _ in 0..8 {
-        let ws = stalled(
-            server.addr,
-            json!({"type": "list", "resource": "docs", "limit": 1000}),
-        )
-        .await;
+        let mut ws = stalled(server.addr, list.clone()).await;
+        // More pages than the kernel's socket buffers hold.
+        for _ in 0..9 {
+            ws.send(Message::Text(list.to_string().into()))
+                .await
+                .expect("send");
+        }
         stuck.push(ws);
     }
     tokio::time::sleep(Duration::from_millis(800)).await;
@@ -119,7 +128,15 @@ async fn pages_are_bounded_in_bytes_even_for_clients_that_never_read() {
         "8 non-reading clients asking for a 1000-row page of 200 KB records: server RSS +{:.1} MiB",
         mib(grown)
     );
-    assert!(grown < 160 * MIB, "+{:.1} MiB", mib(grown));
+    assert!(grown < 64 * MIB, "+{:.1} MiB", mib(grown));
+    // Unread replies are not held forever: past write_timeout_ms the
+    // clients are slow consumers.
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    let (_, metrics) = http_get(server.addr, "/metrics").await;
+    assert!(
+        metrics.contains(r#"switchboard_disconnects_total{reason="slow_consumer"} 8"#),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
