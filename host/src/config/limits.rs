@@ -100,7 +100,7 @@ impl Default for Limits {
             write_quota_bytes: 16 << 20,
             write_quota_window_ms: 60_000,
             handshake_timeout_ms: 10_000,
-            max_handshakes_per_ip: 128,
+            max_handshakes_per_ip: 1024,
             max_connections_per_ip: 4096,
             fd_reserve: 64,
         }
