@@ -15,6 +15,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+pub mod idp;
 pub mod process;
 
 /// How long a test waits for a frame it expects.
@@ -163,6 +164,28 @@ impl Client {
                 }
                 Message::Close(frame) => panic!("unexpected close: {frame:?}"),
                 _ => continue,
+            }
+        }
+    }
+
+    /// The next text frame, or the close (code, reason) the server sent
+    /// instead; panics after [`WAIT`].
+    pub async fn recv_or_close(&mut self) -> Result<Value, (u16, String)> {
+        if let Some(v) = self.pending.pop_front() {
+            return Ok(v);
+        }
+        loop {
+            match tokio::time::timeout(WAIT, self.ws.next()).await {
+                Ok(Some(Ok(Message::Text(text)))) => {
+                    return Ok(serde_json::from_str(&text).expect("server sends JSON"))
+                }
+                Ok(Some(Ok(Message::Close(frame)))) => {
+                    return Err(frame.map_or((0, String::new()), |f| {
+                        (u16::from(f.code), f.reason.to_string())
+                    }))
+                }
+                Ok(Some(Ok(_))) => continue,
+                other => panic!("no frame within {WAIT:?}: {other:?}"),
             }
         }
     }

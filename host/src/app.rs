@@ -125,7 +125,7 @@ impl App {
         let guards: std::sync::Weak<dyn Guards> = Arc::downgrade(&plugins) as _;
         policy.set_guards(guards);
         Ok(Arc::new(Self {
-            auth: Authenticator::new(&config.auth, hs256_secret.as_deref())?,
+            auth: Authenticator::new(&config.auth, hs256_secret.as_deref(), metrics.clone())?,
             bus,
             plugins,
             resources,
@@ -190,6 +190,7 @@ impl Server {
         let listener = bind(addr).map_err(|source| StartError::Bind { addr, source })?;
         let addr = listener.local_addr()?;
         let app = App::new(config)?;
+        app.auth.start(app.shutdown.clone());
         app.plugins.start().await;
         spawn_pruner(&app);
         let router = crate::gateway::router(app.clone());

@@ -29,6 +29,8 @@ pub struct Metrics {
     pub plugin_calls: Family<Labels, Counter>,
     /// Plugin loads, by file and outcome (loaded, failed, removed).
     pub plugin_loads: Family<Labels, Counter>,
+    /// Tokens refused, by reason (expired, unknown_key_id, wrong_issuer...).
+    pub auth_refusals: Family<Labels, Counter>,
 }
 
 impl Default for Metrics {
@@ -43,6 +45,7 @@ impl Default for Metrics {
             disconnects: Family::default(),
             plugin_calls: Family::default(),
             plugin_loads: Family::default(),
+            auth_refusals: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -85,6 +88,11 @@ impl Default for Metrics {
             "Plugin file loads, by file and outcome",
             m.plugin_loads.clone(),
         );
+        registry.register(
+            "switchboard_auth_refusals",
+            "Tokens refused, by reason",
+            m.auth_refusals.clone(),
+        );
         Metrics { registry, ..m }
     }
 }
@@ -118,6 +126,13 @@ impl Metrics {
     /// Counts a server-side disconnect.
     pub fn disconnect(&self, reason: &'static str) {
         self.disconnects
+            .get_or_create(&vec![("reason", reason.to_owned())])
+            .inc();
+    }
+
+    /// Counts a refused token.
+    pub fn auth_refusal(&self, reason: &'static str) {
+        self.auth_refusals
             .get_or_create(&vec![("reason", reason.to_owned())])
             .inc();
     }

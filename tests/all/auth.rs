@@ -54,12 +54,12 @@ async fn bad_tokens_are_refused_with_a_reason() {
     let expired = hs(json!({"sub": "a", "exp": now() - 3600}));
     assert!(refused_reason(server.addr, &format!("?token={expired}"))
         .await
-        .contains("Expired"));
+        .contains("token expired"));
 
     let future = hs(json!({"sub": "a", "nbf": now() + 3600}));
     assert!(refused_reason(server.addr, &format!("?token={future}"))
         .await
-        .contains("Immature"));
+        .contains("token not yet valid"));
 
     // alg: none, hand-built.
     let none = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJzdWIiOiJhIn0.";
@@ -70,7 +70,7 @@ async fn bad_tokens_are_refused_with_a_reason() {
         .expect("mint");
     assert!(refused_reason(server.addr, &format!("?token={wrong}"))
         .await
-        .contains("InvalidSignature"));
+        .contains("bad signature"));
 
     let reason = refused_reason(server.addr, "?token=garbage").await;
     assert!(reason.starts_with("UNAUTHORIZED"), "{reason}");
@@ -103,14 +103,14 @@ async fn audience_issuer_and_rs256() {
     assert!(
         refused_reason(server.addr, &format!("?token={}", hs(wrong_aud)))
             .await
-            .contains("InvalidAudience")
+            .contains("wrong audience")
     );
     let mut wrong_iss = good;
     wrong_iss["iss"] = json!("https://evil.test");
     assert!(
         refused_reason(server.addr, &format!("?token={}", hs(wrong_iss)))
             .await
-            .contains("InvalidIssuer")
+            .contains("wrong issuer")
     );
 }
 

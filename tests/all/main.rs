@@ -11,6 +11,7 @@ mod hostile;
 mod http;
 mod limits;
 mod presence;
+mod providers;
 mod reload;
 mod resources;
 mod sandbox;

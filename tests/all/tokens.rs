@@ -89,7 +89,7 @@ async fn without_a_configured_key_a_private_secret_is_generated_and_shared_with_
     )
     .expect("mint");
     let reason = refused(server.addr, &forged).await;
-    assert!(reason.contains("InvalidSignature"), "{reason}");
+    assert!(reason.contains("bad signature"), "{reason}");
     assert_eq!(
         std::fs::read_to_string(&secret_file).expect("read"),
         secret,
@@ -140,7 +140,7 @@ async fn a_configured_audience_or_issuer_must_be_present() {
     ] {
         let reason = refused(server.addr, &hs(TEST_SECRET, claims)).await;
         assert!(
-            reason.contains("Missing required claim") && reason.contains(missing),
+            reason.contains("missing required claim") && reason.contains(missing),
             "{reason}"
         );
     }

@@ -1,31 +1,35 @@
-//! JWT verification (HS256 with a shared secret, RS256 with a public key)
-//! and dev-token minting, on `jsonwebtoken`.
+//! Locally configured JWT keys (HS256 with a shared secret, RS256 with a
+//! public key), the error mapping every verification shares, and
+//! dev-token minting, on `jsonwebtoken`.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use jsonwebtoken::{
-    decode, decode_header, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation,
-};
+use jsonwebtoken::errors::{Error, ErrorKind};
+use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde_json::{Map, Value};
 
 use super::AuthError;
 use crate::config::AuthConfig;
 
-/// Checks signatures and the registered claims. Each algorithm is there
-/// only when the operator configured (or the server generated) its key: an
-/// RS256-only server refuses every HS256 token.
-pub(super) struct JwtVerifier {
+/// The locally configured keys. Each algorithm is there only when the
+/// operator configured (or the server generated) its key: an RS256-only
+/// server refuses every HS256 token.
+pub(super) struct LocalKeys {
     hs256: Option<(DecodingKey, Validation)>,
     rs256: Option<(DecodingKey, Validation)>,
 }
 
-impl JwtVerifier {
+impl LocalKeys {
     pub(super) fn new(config: &AuthConfig, hs256_secret: Option<&str>) -> Result<Self, AuthError> {
         let rs256 = match &config.jwt_public_key_pem {
             Some(pem) => Some((
                 DecodingKey::from_rsa_pem(pem.as_bytes())
                     .map_err(|e| AuthError::BadKey(e.to_string()))?,
-                validation(Algorithm::RS256, config),
+                validation(
+                    Algorithm::RS256,
+                    config.issuer.as_deref(),
+                    config.audience.as_deref(),
+                ),
             )),
             None => None,
         };
@@ -33,19 +37,35 @@ impl JwtVerifier {
             hs256: hs256_secret.map(|secret| {
                 (
                     DecodingKey::from_secret(secret.as_bytes()),
-                    validation(Algorithm::HS256, config),
+                    validation(
+                        Algorithm::HS256,
+                        config.issuer.as_deref(),
+                        config.audience.as_deref(),
+                    ),
                 )
             }),
             rs256,
         })
     }
 
+    /// Whether a local key verifies `alg`.
+    pub(super) fn handles(&self, alg: Algorithm) -> bool {
+        match alg {
+            Algorithm::HS256 => self.hs256.is_some(),
+            Algorithm::RS256 => self.rs256.is_some(),
+            _ => false,
+        }
+    }
+
     /// The token's claims, once its signature and dates check out.
-    pub(super) fn verify(&self, token: &str) -> Result<Map<String, Value>, AuthError> {
-        // The header is read first only to pick the key; `decode` then pins
-        // the algorithm, so a token cannot choose a weaker one (or `none`,
-        // which `decode_header` already refuses to parse).
-        let header = decode_header(token).map_err(|e| AuthError::Invalid(e.to_string()))?;
+    pub(super) fn verify(
+        &self,
+        token: &str,
+        header: &Header,
+    ) -> Result<Map<String, Value>, AuthError> {
+        // The header only picks the key; `decode` then pins the algorithm,
+        // so a token cannot choose a weaker one (or `none`, which
+        // `decode_header` already refuses to parse).
         let (key, validation) = match (header.alg, &self.hs256, &self.rs256) {
             (Algorithm::HS256, Some((key, validation)), _)
             | (Algorithm::RS256, _, Some((key, validation))) => (key, validation),
@@ -63,11 +83,18 @@ impl JwtVerifier {
         };
         decode::<Map<String, Value>>(token, key, validation)
             .map(|data| data.claims)
-            .map_err(|e| AuthError::Invalid(e.to_string()))
+            .map_err(|e| refusal(&e))
     }
 }
 
-fn validation(alg: Algorithm, config: &AuthConfig) -> Validation {
+/// The checks every verification applies: the algorithm pinned, `exp` and
+/// `nbf` when present, and a configured `iss` / `aud` both required and
+/// matched.
+pub(super) fn validation(
+    alg: Algorithm,
+    issuer: Option<&str>,
+    audience: Option<&str>,
+) -> Validation {
     let mut validation = Validation::new(alg);
     // `exp` is checked whenever present but not demanded: s3db.js (jose)
     // accepts tokens without one, and clients written for it must work.
@@ -75,20 +102,34 @@ fn validation(alg: Algorithm, config: &AuthConfig) -> Validation {
     validation.validate_exp = true;
     validation.validate_nbf = true;
     validation.leeway = 5;
-    // A configured audience or issuer is demanded, not only compared: a
-    // token without the claim is refused.
-    match &config.audience {
+    match audience {
         Some(aud) => {
             validation.set_audience(&[aud]);
             validation.required_spec_claims.insert("aud".into());
         }
         None => validation.validate_aud = false,
     }
-    if let Some(iss) = &config.issuer {
+    if let Some(iss) = issuer {
         validation.set_issuer(&[iss]);
         validation.required_spec_claims.insert("iss".into());
     }
     validation
+}
+
+/// The precise reason for a `jsonwebtoken` refusal.
+pub(super) fn refusal(e: &Error) -> AuthError {
+    match e.kind() {
+        ErrorKind::InvalidSignature => AuthError::BadSignature,
+        ErrorKind::ExpiredSignature => AuthError::Expired,
+        ErrorKind::ImmatureSignature => AuthError::NotYetValid,
+        ErrorKind::InvalidAudience => AuthError::WrongAudience,
+        ErrorKind::InvalidIssuer => AuthError::WrongIssuer,
+        ErrorKind::MissingRequiredClaim(claim) => AuthError::MissingClaim(claim.clone()),
+        ErrorKind::InvalidAlgorithm
+        | ErrorKind::InvalidAlgorithmName
+        | ErrorKind::MissingAlgorithm => AuthError::Algorithm("not accepted".into()),
+        _ => AuthError::Malformed,
+    }
 }
 
 /// Mints an HS256 token for `sub`, valid for `ttl_secs`, with extra claims.
@@ -118,5 +159,5 @@ pub fn mint_token(
         &claims,
         &EncodingKey::from_secret(secret.as_bytes()),
     )
-    .map_err(|e| AuthError::Invalid(e.to_string()))
+    .map_err(|_| AuthError::Malformed)
 }

@@ -12,7 +12,7 @@ mod auth;
 mod limits;
 mod plugins;
 
-pub use auth::{ApiKeyIdentity, AuthConfig};
+pub use auth::{ApiKeyIdentity, AuthConfig, ProviderConfig};
 pub use limits::Limits;
 pub use plugins::{PluginLimits, PluginsConfig};
 
@@ -183,6 +183,14 @@ impl Config {
             if let Some((other, _)) = paths[..i].iter().find(|(_, q)| q == path) {
                 return Err(ConfigError::Value(format!(
                     "paths.{name} and paths.{other} are both `{path}`"
+                )));
+            }
+        }
+        for (i, provider) in self.auth.all_providers().iter().enumerate() {
+            if provider.issuer.is_none() && provider.jwks_url.is_none() {
+                return Err(ConfigError::Value(format!(
+                    "auth provider {}: give `jwks_url`, or `issuer` for OIDC discovery",
+                    i + 1
                 )));
             }
         }

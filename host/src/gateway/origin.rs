@@ -20,14 +20,17 @@ pub(crate) enum TokenSource {
     Cookie,
 }
 
-/// The token from `?token=`, `Authorization: Bearer`, or a `token` cookie,
-/// in that order, with where it was found.
+/// The token from `?token=`, `?apiKey=`, `Authorization: Bearer`,
+/// `x-api-key` (the s3db.js API-key transports), or a `token` cookie, in
+/// that order, with where it was found.
 pub(crate) fn token_from(
     query: &[(String, String)],
     headers: &HeaderMap,
 ) -> Option<(String, TokenSource)> {
-    if let Some((_, token)) = query.iter().find(|(k, _)| k == "token") {
-        return Some((token.clone(), TokenSource::Query));
+    for name in ["token", "apiKey"] {
+        if let Some((_, token)) = query.iter().find(|(k, _)| k == name) {
+            return Some((token.clone(), TokenSource::Query));
+        }
     }
     if let Some(value) = headers
         .get(header::AUTHORIZATION)
@@ -37,6 +40,9 @@ pub(crate) fn token_from(
             crate::auth::strip_bearer(value).to_owned(),
             TokenSource::Header,
         ));
+    }
+    if let Some(value) = headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
+        return Some((value.to_owned(), TokenSource::Header));
     }
     headers
         .get_all(header::COOKIE)

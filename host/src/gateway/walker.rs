@@ -33,7 +33,11 @@ pub(super) async fn call(
     {
         return error(&app, &ClientError::forbidden(reason));
     }
-    let identity = match app.auth.authenticate(token.as_ref().map(|t| t.0.as_str())) {
+    let identity = match app
+        .auth
+        .authenticate(token.as_ref().map(|t| t.0.as_str()))
+        .await
+    {
         Ok(identity) => identity,
         Err(e) => {
             return error(

@@ -84,7 +84,7 @@ fn accept(app: Arc<App>, request: Upgrade<'_>, ws: WebSocketUpgrade, serve: Serv
         app.metrics.disconnect("cross_site");
         return (StatusCode::FORBIDDEN, format!("FORBIDDEN: {reason}")).into_response();
     }
-    let identity = app.auth.authenticate(token.as_ref().map(|t| t.0.as_str()));
+    let token = token.map(|(token, _)| token);
     let limits = &app.config.limits;
     let tracked = app.sessions.token();
     // Small socket buffers: tungstenite's defaults (128 KiB each) would cost
@@ -99,7 +99,9 @@ fn accept(app: Arc<App>, request: Upgrade<'_>, ws: WebSocketUpgrade, serve: Serv
             let _permit = permit;
             let _tracked = tracked;
             let _held = held;
-            let identity = match identity {
+            // Boxed, like the guard below: verification may fetch an
+            // identity provider's keys.
+            let identity = match Box::pin(app.auth.authenticate(token.as_deref())).await {
                 Ok(identity) => identity,
                 Err(err) => return refuse(socket, &app, &format!("UNAUTHORIZED: {err}")).await,
             };

@@ -215,8 +215,8 @@ impl Policy {
         let Some(actor) = access.actor() else {
             return Ok(config);
         };
-        let role = actor.identity.role.as_ref();
-        if !config.auth.is_empty() && !role.is_some_and(|r| config.auth.contains(r)) {
+        let roles = &actor.identity.roles;
+        if !config.auth.is_empty() && !roles.iter().any(|r| config.auth.contains(r)) {
             return Err(ClientError::forbidden(format!(
                 "resource `{resource}` requires one of the roles {:?}",
                 config.auth
@@ -356,7 +356,7 @@ impl Policy {
             Some(user) => identity.user_id.as_deref() == Some(user),
             None => actor.conn.as_deref() == Some(creator_conn),
         };
-        if creator || identity.role.as_deref() == Some(ADMIN_ROLE) {
+        if creator || identity.has_role(ADMIN_ROLE) {
             Ok(())
         } else {
             Err(ClientError::forbidden(format!(

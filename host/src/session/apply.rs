@@ -260,7 +260,7 @@ impl Session {
         token: Option<&str>,
         anonymous_on_failure: bool,
     ) -> Result<Reply, ClientError> {
-        let identity = match self.app.auth.authenticate(token) {
+        let identity = match self.app.auth.authenticate(token).await {
             Ok(identity) => identity,
             Err(e) if anonymous_on_failure && !self.app.auth.required() => {
                 tracing::debug!(client = %self.id, cause = %e, "token refused; now anonymous");
