@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::{AuthError, Authenticator};
+use crate::bus::history::{Histories, MemoryHistory};
 use crate::bus::{Bus, BusLimits, FilterLimits};
 use crate::config::Config;
 use crate::gateway::Admission;
@@ -109,12 +110,17 @@ impl App {
             max_rows: limits.max_filter_rows,
         };
         let policy = Arc::new(Policy::new(config.resources.clone(), &config.auth, filters));
+        let histories = Arc::new(Histories::new(
+            config.channels.clone(),
+            Arc::new(MemoryHistory::default()),
+        ));
         let resources = Arc::new(Resources::new(
             store,
             policy.clone(),
             bus.clone(),
             quotas.clone(),
             limits.max_page_bytes,
+            histories,
         ));
         let env = Arc::new(HostEnv {
             bus: bus.clone(),

@@ -79,6 +79,17 @@ impl Member {
     }
 }
 
+/// Where a message is in its channel's history: resuming subscribers say
+/// the last position they saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Position {
+    /// Per channel, increasing.
+    pub offset: u64,
+    /// Changes whenever the history was lost (a restart of a single node,
+    /// Redis flushed): offsets of another epoch mean nothing.
+    pub epoch: Arc<str>,
+}
+
 /// Something delivered to clients.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
@@ -90,6 +101,8 @@ pub enum Event {
         from: Option<Origin>,
         /// The payload.
         data: Value,
+        /// Its place in the channel's history, when the channel keeps one.
+        position: Option<Position>,
     },
     /// A client's targeted send to users or client ids.
     Direct {

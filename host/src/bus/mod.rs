@@ -8,6 +8,7 @@
 
 mod envelope;
 mod filter;
+pub mod history;
 mod presence;
 mod queue;
 mod topic;
@@ -18,7 +19,9 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 use serde_json::Value;
 
-pub use envelope::{json_len, Change, Envelope, Event, Member, Origin, PresenceKind, DIALECTS};
+pub use envelope::{
+    json_len, Change, Envelope, Event, Member, Origin, Position, PresenceKind, DIALECTS,
+};
 pub use filter::{type_name, Filter, FilterError, FilterLimits};
 pub use queue::{Inbox, Kill};
 pub use topic::{op_mask, Subscription, Topic, OPS_ALL, OP_DELETE, OP_INSERT, OP_OTHER, OP_UPDATE};

@@ -9,10 +9,12 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 mod auth;
+mod cluster;
 mod limits;
 mod plugins;
 
 pub use auth::{ApiKeyIdentity, AuthConfig, ProviderConfig};
+pub use cluster::{ChannelOptions, ClusterConfig};
 pub use limits::Limits;
 pub use plugins::{PluginLimits, PluginsConfig};
 
@@ -57,6 +59,11 @@ pub struct Config {
     pub resources: BTreeMap<String, ResourceConfig>,
     /// Paths the protocol dialects are served at.
     pub paths: PathsConfig,
+    /// Several nodes on Redis.
+    pub cluster: ClusterConfig,
+    /// Per-channel options by pattern (`"chat:*"`: a prefix, `"*"`: every
+    /// channel, otherwise an exact name; the longest pattern wins).
+    pub channels: BTreeMap<String, ChannelOptions>,
 }
 
 impl Default for Config {
@@ -69,6 +76,8 @@ impl Default for Config {
             store: StoreConfig::default(),
             resources: BTreeMap::new(),
             paths: PathsConfig::default(),
+            cluster: ClusterConfig::default(),
+            channels: BTreeMap::new(),
         }
     }
 }

@@ -194,7 +194,8 @@ impl Host for PluginState {
             .write_channels(std::slice::from_ref(&channel), &data)
             .await?;
         let data = allowed.pop().unwrap_or(data);
-        Ok(c.env.resources.publish_message(&channel, None, &data) as u32)
+        let (delivered, _) = c.env.resources.publish_message(&channel, None, &data).await?;
+        Ok(delivered as u32)
     }
 
     async fn channel_subscribe(&mut self, channel: String) -> Result<(), PluginError> {
@@ -228,7 +229,12 @@ impl Host for PluginState {
             .write_channels(std::slice::from_ref(&channel), &data)
             .await?;
         let data = allowed.pop().unwrap_or(data);
-        Ok(c.env.resources.publish_message(&channel, c.origin(), &data) as u32)
+        let (delivered, _) = c
+            .env
+            .resources
+            .publish_message(&channel, c.origin(), &data)
+            .await?;
+        Ok(delivered as u32)
     }
 
     fn channel_list(&mut self) -> Result<Vec<String>, PluginError> {

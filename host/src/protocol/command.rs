@@ -23,6 +23,15 @@ impl Target {
     }
 }
 
+/// Where a resuming subscription picks up.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Since {
+    /// After this change-log sequence number (resources).
+    Seq(u64),
+    /// After this history position (channels).
+    Position(crate::bus::Position),
+}
+
 /// One decoded request.
 #[derive(Debug, Clone)]
 pub struct Request {
@@ -73,8 +82,9 @@ pub enum Command {
         filter: Value,
         /// Which change events (resources only); empty means all.
         events: Vec<String>,
-        /// Resume after this sequence number (resources only).
-        since: Option<u64>,
+        /// Resume after this point: a change's sequence number (resources)
+        /// or a history position (channels that keep history).
+        since: Option<Since>,
     },
     /// Stop a subscription.
     Unsubscribe {
@@ -240,6 +250,8 @@ pub enum Reply {
         events: Vec<String>,
         /// For `since`: whether every missed event could be replayed.
         recovered: Option<bool>,
+        /// For a channel that keeps history: its newest position.
+        position: Option<crate::bus::Position>,
     },
     /// To `Unsubscribe`.
     Unsubscribed {
@@ -252,6 +264,8 @@ pub enum Reply {
         channel: String,
         /// How many connections it reached.
         delivered: usize,
+        /// Its place in the channel's history, when the channel keeps one.
+        position: Option<crate::bus::Position>,
     },
     /// To `Send`.
     Sent {

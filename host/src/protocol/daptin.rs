@@ -82,7 +82,9 @@ impl Dialect for Daptin {
             Reply::Subscribed { target, .. } | Reply::Unsubscribed { target } => {
                 json!({"topicName": target.name()})
             }
-            Reply::Published { channel, delivered } => {
+            Reply::Published {
+                channel, delivered, ..
+            } => {
                 json!({"topicName": channel, "delivered": delivered})
             }
             Reply::Topic { info } => info.clone(),
@@ -140,13 +142,21 @@ impl Dialect for Daptin {
                 channel,
                 from,
                 data,
-            } => json!({
-                "type": "event",
-                "topic": channel,
-                "event": "new-message",
-                "data": data,
-                "from": from.as_ref().map(|f| json!({"clientId": &*f.client_id, "userId": f.user_id})),
-            }),
+                position,
+            } => {
+                let mut frame = json!({
+                    "type": "event",
+                    "topic": channel,
+                    "event": "new-message",
+                    "data": data,
+                    "from": from.as_ref().map(|f| json!({"clientId": &*f.client_id, "userId": f.user_id})),
+                });
+                if let Some(p) = position {
+                    frame["offset"] = json!(p.offset);
+                    frame["epoch"] = json!(&*p.epoch);
+                }
+                frame
+            }
             Event::Change(change) => json!({
                 "type": "event",
                 "topic": change.resource,

@@ -12,7 +12,7 @@ pub mod rtbdp;
 use axum::extract::ws::Utf8Bytes;
 use serde_json::Value;
 
-pub use command::{Command, Held, Reply, Request, Revoked, Target};
+pub use command::{Command, Held, Reply, Request, Revoked, Since, Target};
 
 use crate::auth::Identity;
 use crate::bus::Envelope;

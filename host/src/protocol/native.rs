@@ -9,7 +9,9 @@ use super::fields::{
     any, check_channel, id_field, iso_time, opt_str, opt_u64, req_channel, req_str, str_list,
     with_request_id, Obj,
 };
-use super::{Command, ConnInfo, DecodeError, Dialect, Held, Reply, Request, Revoked, Target};
+use super::{
+    Command, ConnInfo, DecodeError, Dialect, Held, Reply, Request, Revoked, Since, Target,
+};
 use crate::bus::{Envelope, Event, Member, Origin};
 use crate::error::{ClientError, ErrorCode};
 
@@ -52,6 +54,7 @@ impl Dialect for Native {
                 filter,
                 events,
                 recovered,
+                position,
             } => {
                 let mut frame = target_frame("subscribed", target);
                 frame["filter"] = filter.clone();
@@ -61,11 +64,25 @@ impl Dialect for Native {
                 if let Some(recovered) = recovered {
                     frame["recovered"] = json!(recovered);
                 }
+                if let Some(p) = position {
+                    frame["offset"] = json!(p.offset);
+                    frame["epoch"] = json!(&*p.epoch);
+                }
                 frame
             }
             Reply::Unsubscribed { target } => target_frame("unsubscribed", target),
-            Reply::Published { channel, delivered } => {
-                json!({"type": "published", "channel": channel, "delivered": delivered})
+            Reply::Published {
+                channel,
+                delivered,
+                position,
+            } => {
+                let mut frame =
+                    json!({"type": "published", "channel": channel, "delivered": delivered});
+                if let Some(p) = position {
+                    frame["offset"] = json!(p.offset);
+                    frame["epoch"] = json!(&*p.epoch);
+                }
+                frame
             }
             Reply::Sent { delivered } => json!({"type": "sent", "delivered": delivered}),
             Reply::Joined { channel } => json!({"type": "joined", "channel": channel}),
@@ -139,13 +156,21 @@ impl Dialect for Native {
                 channel,
                 from,
                 data,
-            } => json!({
-                "type": "message",
-                "channel": channel,
-                "from": from.as_ref().map(origin_json),
-                "data": data,
-                "timestamp": timestamp,
-            }),
+                position,
+            } => {
+                let mut frame = json!({
+                    "type": "message",
+                    "channel": channel,
+                    "from": from.as_ref().map(origin_json),
+                    "data": data,
+                    "timestamp": timestamp,
+                });
+                if let Some(p) = position {
+                    frame["offset"] = json!(p.offset);
+                    frame["epoch"] = json!(&*p.epoch);
+                }
+                frame
+            }
             Event::Direct { from, data } => json!({
                 "type": "direct",
                 "from": origin_json(from),
@@ -223,7 +248,7 @@ fn decode_command(obj: &Obj) -> Result<Command, ClientError> {
             key: None,
             filter: any(obj, "filter"),
             events: str_list(obj, "events")?,
-            since: opt_u64(obj, "since")?,
+            since: since(obj)?,
         },
         "unsubscribe" => Command::Unsubscribe {
             target: target(obj)?,
@@ -309,6 +334,28 @@ fn decode_command(obj: &Obj) -> Result<Command, ClientError> {
             ))
         }
     })
+}
+
+/// `since`: a sequence number (resources) or `{"offset", "epoch"}` (a
+/// channel's history position).
+fn since(obj: &Obj) -> Result<Option<Since>, ClientError> {
+    let bad = || {
+        ClientError::bad_request(
+            "`since` must be a sequence number or {\"offset\": n, \"epoch\": \"…\"}",
+        )
+    };
+    match obj.get("since") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(p)) => {
+            let offset = p.get("offset").and_then(Value::as_u64).ok_or_else(bad)?;
+            let epoch = p.get("epoch").and_then(Value::as_str).ok_or_else(bad)?;
+            Ok(Some(Since::Position(crate::bus::Position {
+                offset,
+                epoch: epoch.into(),
+            })))
+        }
+        Some(v) => v.as_u64().map(|n| Some(Since::Seq(n))).ok_or_else(bad),
+    }
 }
 
 fn record_id(obj: &Obj) -> Result<String, ClientError> {

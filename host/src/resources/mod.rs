@@ -6,6 +6,7 @@
 //! committed write emits its change event here (`writes.rs`).
 
 mod fields;
+mod messages;
 mod writes;
 
 use std::sync::Arc;
@@ -14,7 +15,8 @@ use serde_json::{json, Value};
 
 pub use fields::strip;
 
-use crate::bus::{op_mask, Bus, Change, Event, Origin, Subscription, Topic, OPS_ALL, OP_OTHER};
+use crate::bus::history::Histories;
+use crate::bus::{op_mask, Bus, Change, Event, Subscription, OPS_ALL, OP_OTHER};
 use crate::config::ResourceConfig;
 use crate::error::{ClientError, ErrorCode};
 use crate::policy::{Access, Operation, Policy};
@@ -32,17 +34,21 @@ pub struct Resources {
     quotas: Arc<Quotas>,
     /// Largest page (lists, replays, resumes), in bytes of records.
     page_bytes: usize,
+    /// Channels that keep history.
+    histories: Arc<Histories>,
 }
 
 impl Resources {
     /// Resources over `store`, authorized by `policy`, announced on `bus`,
-    /// with writes charged to `quotas` and pages of at most `page_bytes`.
+    /// with writes charged to `quotas` and pages of at most `page_bytes`;
+    /// channel messages kept by `histories`.
     pub fn new(
         store: Arc<Store>,
         policy: Arc<Policy>,
         bus: Arc<Bus>,
         quotas: Arc<Quotas>,
         page_bytes: usize,
+        histories: Arc<Histories>,
     ) -> Self {
         Self {
             store,
@@ -50,6 +56,7 @@ impl Resources {
             bus,
             quotas,
             page_bytes,
+            histories,
         }
     }
 
@@ -242,26 +249,6 @@ impl Resources {
         let seq = self.blocking(|s| s.last_seq()).await?;
         let (rows, _) = self.list(access, resource, filter, limit, None).await?;
         Ok((rows, seq))
-    }
-
-    /// Delivers a channel message (already authorized): to the channel's
-    /// subscribers and, as s3db.js does, to the subscribers of a resource
-    /// of that name. Returns how many connections it reached.
-    pub fn publish_message(&self, channel: &str, from: Option<Origin>, data: &Value) -> usize {
-        let event = |from| Event::Message {
-            channel: channel.to_owned(),
-            from,
-            data: data.clone(),
-        };
-        let mut delivered = self
-            .bus
-            .publish(&Topic::channel(channel), event(from.clone()), data);
-        if self.exists(channel) {
-            delivered += self
-                .bus
-                .publish(&Topic::resource(channel), event(from), data);
-        }
-        delivered
     }
 }
 

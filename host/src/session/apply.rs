@@ -16,7 +16,7 @@ use crate::bus::{Envelope, Event, Origin, Outbound};
 use crate::error::{ClientError, ErrorCode};
 use crate::plugins::Transport;
 use crate::policy::{Access, Actor, Policy};
-use crate::protocol::{Command, ConnInfo, Dialect, Reply, Request, Target};
+use crate::protocol::{Command, ConnInfo, Dialect, Reply, Request, Since, Target};
 use crate::App;
 
 /// A connection's state beyond the socket.
@@ -31,12 +31,16 @@ pub struct Session {
     /// Per resumed resource: the newest sequence number already replayed,
     /// so live copies of replayed events are skipped.
     pub(super) floors: HashMap<String, u64>,
+    /// The same per resumed channel, by history offset.
+    pub(super) channel_floors: HashMap<String, u64>,
     /// What it subscribed to, as asked: re-authorized when the identity
     /// changes.
     pub(super) held: Holdings,
     /// Whether it may see other connections' ids (in presence lists and
     /// events); recomputed when the identity changes.
     pub(super) sees_ids: bool,
+    /// Whether the request being handled resumed a subscription.
+    resumed: bool,
 }
 
 impl Session {
@@ -64,8 +68,10 @@ impl Session {
             actor,
             query,
             floors: HashMap::new(),
+            channel_floors: HashMap::new(),
             held: Holdings::default(),
             sees_ids,
+            resumed: false,
         }
     }
 
@@ -133,11 +139,14 @@ impl Session {
             Ok(reply) => {
                 let mut frames = self.dialect.reply(request, &reply, &self.conn());
                 match reply {
-                    Reply::Resumed { missed, .. } => frames.extend(
+                    Reply::Resumed { missed, .. } => {
+                        self.resumed = true;
+                        frames.extend(
                         missed
                             .into_iter()
                             .filter_map(|e| self.dialect.event(&Envelope::new(e))),
-                    ),
+                        )
+                    }
                     Reply::Authenticated { revoked, .. } => {
                         frames.extend(revoked.iter().map(|r| self.dialect.revoked(r)));
                     }
@@ -182,8 +191,9 @@ impl Session {
             Command::Subscribe {
                 target: Target::Channel(channel),
                 filter,
+                since,
                 ..
-            } => self.subscribe_channel(channel, filter).await,
+            } => self.subscribe_channel(channel, filter, since.as_ref()).await,
             Command::Unsubscribe {
                 target: Target::Channel(channel),
                 ..
@@ -226,7 +236,16 @@ impl Session {
                 since,
                 key,
             } => {
-                self.subscribe_resource(resource, filter, events, *since, key.as_deref())
+                let since = match since {
+                    None => None,
+                    Some(Since::Seq(seq)) => Some(*seq),
+                    Some(Since::Position(_)) => {
+                        return Err(ClientError::bad_request(
+                            "a resource resumes `since` a sequence number",
+                        ))
+                    }
+                };
+                self.subscribe_resource(resource, filter, events, since, key.as_deref())
                     .await
             }
             Command::Unsubscribe {
@@ -320,6 +339,17 @@ impl super::Handler for Session {
             {
                 return Ok(Vec::new());
             }
+            Event::Message {
+                channel,
+                position: Some(at),
+                ..
+            } if self
+                .channel_floors
+                .get(channel)
+                .is_some_and(|floor| at.offset <= *floor) =>
+            {
+                return Ok(Vec::new());
+            }
             // Ids are for messaging; a watcher who may not message other
             // connections gets the member without its connection id.
             Event::Presence {
@@ -345,6 +375,10 @@ impl super::Handler for Session {
 
     async fn on_close(&mut self) {
         self.drop_anonymous_topics();
+    }
+
+    fn take_resumed(&mut self) -> bool {
+        std::mem::take(&mut self.resumed)
     }
 
     fn expires_at_ms(&self) -> Option<u64> {

@@ -9,30 +9,66 @@ use crate::bus::{Event, Topic};
 use crate::error::ClientError;
 use crate::policy::check_client_payload;
 use crate::protocol::fields::check_channel;
-use crate::protocol::{Reply, Target};
+use crate::protocol::{Reply, Since, Target};
 
 impl Session {
+    /// Subscribes to a channel; with `since` on a channel that keeps
+    /// history, replays what was missed (in order, before any new message,
+    /// without duplicates) and says whether that was all.
     pub(super) async fn subscribe_channel(
         &mut self,
         channel: &str,
         filter: &Value,
+        since: Option<&Since>,
     ) -> Result<Reply, ClientError> {
         check_channel(channel, "channel")?;
+        let since = match since {
+            None => None,
+            Some(Since::Position(p)) => Some(p.clone()),
+            Some(Since::Seq(_)) => {
+                return Err(ClientError::bad_request(
+                    "a channel resumes `since` {\"offset\", \"epoch\"}",
+                ))
+            }
+        };
         let effective = self
             .policy()
             .read_channel(&self.access(), channel, filter, filter)
             .await?;
+        // Subscribe before reading the history, so nothing falls between
+        // the two; live copies of replayed messages are dropped by offset.
         self.app
             .bus
             .subscribe(&self.id, &Topic::channel(channel), effective.clone())?;
         self.held
             .channels
             .insert(channel.to_owned(), filter.clone());
-        Ok(Reply::Subscribed {
+        let asked = since.is_some();
+        let recovery = self.app.resources.channel_since(channel, since).await?;
+        let subscribed = |recovered, position| Reply::Subscribed {
             target: Target::Channel(channel.to_owned()),
-            filter: effective.map_or(Value::Null, |f| f.to_value()),
+            filter: effective.as_ref().map_or(Value::Null, |f| f.to_value()),
             events: Vec::new(),
-            recovered: None,
+            recovered,
+            position,
+        };
+        let Some(recovery) = recovery else {
+            return Ok(subscribed(asked.then_some(false), None));
+        };
+        let missed: Vec<Event> = recovery
+            .missed
+            .into_iter()
+            .filter(|e| match (e, &effective) {
+                (Event::Message { data, .. }, Some(f)) => f.matches(data),
+                _ => true,
+            })
+            .collect();
+        self.channel_floors
+            .insert(channel.to_owned(), recovery.current.offset);
+        let reply = subscribed(asked.then_some(recovery.recovered), Some(recovery.current));
+        Ok(Reply::Resumed {
+            subscribed: Box::new(reply),
+            missed,
         })
     }
 
@@ -55,13 +91,15 @@ impl Session {
             .policy()
             .write_channel(&self.access(), channel, message)
             .await?;
-        let delivered = self
+        let (delivered, position) = self
             .app
             .resources
-            .publish_message(channel, Some(self.origin()), &message);
+            .publish_message(channel, Some(self.origin()), &message)
+            .await?;
         Ok(Reply::Published {
             channel: channel.to_owned(),
             delivered,
+            position,
         })
     }
 
@@ -107,7 +145,9 @@ impl Session {
             delivered += self
                 .app
                 .resources
-                .publish_message(channel, Some(self.origin()), &data);
+                .publish_message(channel, Some(self.origin()), &data)
+                .await?
+                .0;
         }
         Ok(Reply::Sent { delivered })
     }

@@ -137,6 +137,7 @@ impl Session {
             filter: sub.filter.as_ref().map_or(Value::Null, |f| f.to_value()),
             events: names.clone(),
             recovered,
+            position: None,
         };
         let Some(since) = since else {
             self.floors.remove(resource);

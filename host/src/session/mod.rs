@@ -76,6 +76,12 @@ pub trait Handler: Send {
     fn expiry_warning(&self, _ms_left: u64) -> Vec<Utf8Bytes> {
         Vec::new()
     }
+    /// Whether the request just handled resumed a subscription: then its
+    /// reply (with the replayed events) goes out before deliveries that
+    /// queued meanwhile, which are newer.
+    fn take_resumed(&mut self) -> bool {
+        false
+    }
 }
 
 /// The close for a connection whose token reached `exp`.
@@ -287,18 +293,25 @@ pub async fn run<W, R, H>(
 }
 
 /// Deliveries queued while a request was handled (a walker's notify-self,
-/// say) go out before its reply, so the client sees them in causal order.
+/// say) go out before its reply, so the client sees them in causal order —
+/// except after a resumed subscription, whose replayed events are older
+/// than anything that queued meanwhile.
 async fn flush_then<H: Handler>(
     handler: &mut H,
     rx: &mut Inbox,
     reply: Result<Vec<Utf8Bytes>, Close>,
 ) -> Result<Vec<Utf8Bytes>, Close> {
-    let mut frames = Vec::new();
+    let reply = reply?;
+    let resumed = handler.take_resumed();
+    let mut queued = Vec::new();
     while let Some(out) = rx.try_recv() {
-        frames.extend(Box::pin(handler.on_outbound(out)).await?);
+        queued.extend(Box::pin(handler.on_outbound(out)).await?);
     }
-    frames.extend(reply?);
-    Ok(frames)
+    Ok(if resumed {
+        reply.into_iter().chain(queued).collect()
+    } else {
+        queued.into_iter().chain(reply).collect()
+    })
 }
 
 /// The text of a bus delivery for `dialect`, if it shows it.
