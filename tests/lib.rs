@@ -17,6 +17,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 pub mod idp;
 pub mod process;
+pub mod redis;
 
 /// How long a test waits for a frame it expects.
 pub const WAIT: Duration = Duration::from_secs(10);
@@ -376,4 +377,34 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("timed out waiting for: {what}");
+}
+
+/// A test config for a node of the cluster on `redis`; channels named
+/// `hist:*` keep 100 messages of history.
+pub fn cluster_config(redis: &redis::RedisServer) -> Config {
+    let mut config = test_config();
+    config.cluster.redis_url = Some(redis.url());
+    keep_history(&mut config, "hist:*", 100);
+    config
+}
+
+/// Makes channels matching `pattern` keep `size` messages of history.
+pub fn keep_history(config: &mut Config, pattern: &str, size: usize) {
+    config.channels.insert(
+        pattern.into(),
+        switchboard::config::ChannelOptions {
+            history_size: size,
+            history_ttl_ms: 0,
+        },
+    );
+}
+
+/// Waits until every node has sent what its bus handed its cluster link so
+/// far (its Redis subscriptions hold, its members and users are written).
+pub async fn settle(servers: &[&Server]) {
+    for server in servers {
+        if let Some(link) = server.app.bus.link() {
+            link.settled().await;
+        }
+    }
 }

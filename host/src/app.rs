@@ -12,8 +12,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::{AuthError, Authenticator};
-use crate::bus::history::{Histories, MemoryHistory};
+use crate::bus::history::{Histories, History, MemoryHistory};
 use crate::bus::{Bus, BusLimits, FilterLimits};
+use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::gateway::Admission;
 use crate::metrics::Metrics;
@@ -21,7 +22,7 @@ use crate::plugins::{EngineError, HostEnv, Plugins};
 use crate::policy::{Guards, Policy};
 use crate::quota::Quotas;
 use crate::resources::Resources;
-use crate::session::UserTopic;
+use crate::session::NamedTopics;
 use crate::store::{Store, StoreError};
 
 /// Why the server could not start.
@@ -47,6 +48,9 @@ pub enum StartError {
     /// The plugin engine could not start.
     #[error(transparent)]
     Plugins(#[from] EngineError),
+    /// The node could not join its cluster.
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::ClusterError),
     /// Serving failed.
     #[error("server error: {0}")]
     Serve(#[from] std::io::Error),
@@ -72,23 +76,37 @@ pub struct App {
     pub plugins: Arc<Plugins>,
     /// Configured resources over the store.
     pub resources: Arc<Resources>,
-    /// Daptin's user-created topics, by name.
-    pub topics: parking_lot::Mutex<std::collections::BTreeMap<String, UserTopic>>,
+    /// Daptin's user-created topics (the cluster's, in a cluster).
+    pub topics: NamedTopics,
     /// Request rate limits and write quotas, by identity.
     pub quotas: Arc<Quotas>,
     /// Connections counted per address, unfinished handshakes bounded.
     pub admission: Arc<Admission>,
+    /// This node's cluster membership, when `cluster.redis_url` is set.
+    pub cluster: Option<Arc<Cluster>>,
 }
 
 impl App {
-    /// Builds the shared state.
+    /// Builds the shared state of a single node.
     ///
     /// # Errors
     /// An unusable auth configuration.
     pub fn new(config: Config) -> Result<Arc<Self>, StartError> {
+        Self::build(config, Arc::new(Metrics::default()), None)
+    }
+
+    /// Builds the shared state; with `cluster`, channel history is kept in
+    /// its Redis (the bus is attached when the server starts).
+    ///
+    /// # Errors
+    /// An unusable auth configuration.
+    pub fn build(
+        config: Config,
+        metrics: Arc<Metrics>,
+        cluster: Option<Arc<Cluster>>,
+    ) -> Result<Arc<Self>, StartError> {
         config.validate()?;
         let hs256_secret = crate::auth::secret::hs256_secret(&config)?;
-        let metrics = Arc::new(Metrics::default());
         let limits = &config.limits;
         let bus = Arc::new(Bus::new(metrics.clone(), BusLimits::from_config(limits)));
         let quotas = Quotas::new(limits);
@@ -110,10 +128,11 @@ impl App {
             max_rows: limits.max_filter_rows,
         };
         let policy = Arc::new(Policy::new(config.resources.clone(), &config.auth, filters));
-        let histories = Arc::new(Histories::new(
-            config.channels.clone(),
-            Arc::new(MemoryHistory::default()),
-        ));
+        let kept: Arc<dyn History> = match &cluster {
+            Some(cluster) => cluster.history(),
+            None => Arc::new(MemoryHistory::default()),
+        };
+        let histories = Arc::new(Histories::new(config.channels.clone(), kept));
         let resources = Arc::new(Resources::new(
             store,
             policy.clone(),
@@ -139,6 +158,7 @@ impl App {
             quotas,
             connections: Arc::new(Semaphore::new(sockets)),
             admission,
+            cluster,
             config: Arc::new(config),
             metrics,
             shutdown: CancellationToken::new(),
@@ -195,7 +215,15 @@ impl Server {
         let addr = config.listen;
         let listener = bind(addr).map_err(|source| StartError::Bind { addr, source })?;
         let addr = listener.local_addr()?;
-        let app = App::new(config)?;
+        let metrics = Arc::new(Metrics::default());
+        let cluster = match config.cluster.redis_url.clone() {
+            Some(url) => Some(Cluster::connect(&config.cluster, &url, metrics.clone()).await?),
+            None => None,
+        };
+        let app = App::build(config, metrics, cluster)?;
+        if let Some(cluster) = &app.cluster {
+            cluster.start(&app.bus, &app.shutdown);
+        }
         app.auth.start(app.shutdown.clone());
         app.plugins.start().await;
         spawn_pruner(&app);
@@ -223,6 +251,9 @@ impl Server {
             .is_err()
         {
             tracing::warn!("sessions still open after 5 s; exiting anyway");
+        }
+        if let Some(cluster) = &self.app.cluster {
+            cluster.leave().await;
         }
         served.map_err(StartError::Serve)
     }

@@ -10,7 +10,11 @@
 //! - [`protocol`]: the [`protocol::Dialect`] trait and the dialects, which
 //!   decode frames into one [`protocol::Command`] set and encode replies.
 //! - [`bus`]: connections, channels, users, presence and non-blocking
-//!   delivery with per-dialect encoding caches.
+//!   delivery with per-dialect encoding caches; channel history; the
+//!   [`bus::link::Link`] to other nodes.
+//! - [`cluster`]: several nodes on Redis — sharded pub/sub per channel,
+//!   per-node inboxes, presence and topics in hashes, history in streams,
+//!   heartbeats and reaping of dead nodes.
 //! - [`plugins`]: wasmtime components: load, validate, hot reload,
 //!   sandboxed walker / guard / socket calls, and the `host` interface
 //!   (whose every call acts as the plugin's caller).
@@ -29,13 +33,15 @@
 //! - [`error`]: the error codes clients see (shared with the WIT).
 //!
 //! Dependencies run one way: gateway → session → protocol / plugins →
-//! resources → policy → bus / store / auth.
+//! resources → policy → bus / store / auth; cluster → bus (the app
+//! attaches it).
 //! - [`cli`]: the `switchboard` command line.
 
 pub mod app;
 pub mod auth;
 pub mod bus;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod error;
 pub mod gateway;

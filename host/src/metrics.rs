@@ -31,6 +31,10 @@ pub struct Metrics {
     pub plugin_loads: Family<Labels, Counter>,
     /// Tokens refused, by reason (expired, unknown_key_id, wrong_issuer...).
     pub auth_refusals: Family<Labels, Counter>,
+    /// 1 while the cluster link is up (0 when down or not in a cluster).
+    pub cluster_up: Gauge,
+    /// Cluster traffic, by direction and kind (sent / received / dropped).
+    pub cluster: Family<Labels, Counter>,
 }
 
 impl Default for Metrics {
@@ -46,6 +50,8 @@ impl Default for Metrics {
             plugin_calls: Family::default(),
             plugin_loads: Family::default(),
             auth_refusals: Family::default(),
+            cluster_up: Gauge::default(),
+            cluster: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -92,6 +98,16 @@ impl Default for Metrics {
             "switchboard_auth_refusals",
             "Tokens refused, by reason",
             m.auth_refusals.clone(),
+        );
+        registry.register(
+            "switchboard_cluster_up",
+            "1 while the link to the other nodes is up",
+            m.cluster_up.clone(),
+        );
+        registry.register(
+            "switchboard_cluster_events",
+            "Events between nodes, by outcome (sent, received, dropped, lagged)",
+            m.cluster.clone(),
         );
         Metrics { registry, ..m }
     }
@@ -155,6 +171,13 @@ impl Metrics {
                 ("outcome", outcome.to_owned()),
             ])
             .inc();
+    }
+
+    /// Counts `n` events between nodes with this outcome.
+    pub fn cluster_events(&self, outcome: &'static str, n: u64) {
+        self.cluster
+            .get_or_create(&vec![("outcome", outcome.to_owned())])
+            .inc_by(n);
     }
 
     /// The Prometheus text exposition.

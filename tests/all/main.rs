@@ -3,10 +3,12 @@
 mod auth;
 mod authz;
 mod channels;
+mod cluster;
 mod dialects;
 mod durability;
 mod errors;
 mod guards;
+mod history;
 mod hostile;
 mod http;
 mod limits;

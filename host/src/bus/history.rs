@@ -242,15 +242,33 @@ mod tests {
         };
         let mut positions = Vec::new();
         for n in 0..5 {
-            if let Event::Message { position, .. } = h.append("c", &keep, message(n)).await.expect("append") {
+            if let Event::Message { position, .. } =
+                h.append("c", &keep, message(n)).await.expect("append")
+            {
                 positions.push(position.expect("position"));
             }
         }
-        assert_eq!(positions.iter().map(|p| p.offset).collect::<Vec<_>>(), [1, 2, 3, 4, 5]);
-        let r = h.since("c", &keep, Some(positions[2].clone())).await.expect("since");
-        assert_eq!((r.missed.len(), r.recovered, r.current.offset), (2, true, 5));
-        let r = h.since("c", &keep, Some(positions[0].clone())).await.expect("since");
-        assert_eq!((r.missed.len(), r.recovered), (3, false), "offset 2 was trimmed");
+        assert_eq!(
+            positions.iter().map(|p| p.offset).collect::<Vec<_>>(),
+            [1, 2, 3, 4, 5]
+        );
+        let r = h
+            .since("c", &keep, Some(positions[2].clone()))
+            .await
+            .expect("since");
+        assert_eq!(
+            (r.missed.len(), r.recovered, r.current.offset),
+            (2, true, 5)
+        );
+        let r = h
+            .since("c", &keep, Some(positions[0].clone()))
+            .await
+            .expect("since");
+        assert_eq!(
+            (r.missed.len(), r.recovered),
+            (3, false),
+            "offset 2 was trimmed"
+        );
         let other = Position {
             offset: 4,
             epoch: Arc::from("another"),

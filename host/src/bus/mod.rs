@@ -9,9 +9,14 @@
 mod envelope;
 mod filter;
 pub mod history;
+mod limits;
+pub mod link;
 mod presence;
 mod queue;
+mod reauth;
+mod remote;
 mod topic;
+mod watch;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -23,11 +28,14 @@ pub use envelope::{
     json_len, Change, Envelope, Event, Member, Origin, Position, PresenceKind, DIALECTS,
 };
 pub use filter::{type_name, Filter, FilterError, FilterLimits};
+pub use limits::{BusError, BusLimits};
 pub use queue::{Inbox, Kill};
 pub use topic::{op_mask, Subscription, Topic, OPS_ALL, OP_DELETE, OP_INSERT, OP_OTHER, OP_UPDATE};
 
+use link::{Forward, NODE_LEN};
 use queue::{Outlet, Refused};
 use topic::op_bit;
+use watch::Watch;
 
 use crate::metrics::Metrics;
 
@@ -50,61 +58,6 @@ pub struct Registration {
     pub kill: Arc<Kill>,
 }
 
-/// How much one connection may hold on the bus.
-#[derive(Debug, Clone, Copy)]
-pub struct BusLimits {
-    /// Events queued for it before it is a slow consumer.
-    pub queue_events: usize,
-    /// Bytes of events queued for it before it is a slow consumer.
-    pub queue_bytes: usize,
-    /// Topics it may subscribe to.
-    pub subscriptions: usize,
-    /// Presence lists it may be on.
-    pub presence: usize,
-    /// Largest presence info, in bytes of JSON.
-    pub presence_info_bytes: usize,
-}
-
-impl BusLimits {
-    /// The limits from configuration.
-    pub fn from_config(limits: &crate::config::Limits) -> Self {
-        Self {
-            queue_events: limits.outbound_queue,
-            queue_bytes: limits.outbound_queue_bytes,
-            subscriptions: limits.max_subscriptions,
-            presence: limits.max_presence,
-            presence_info_bytes: limits.max_presence_info_bytes,
-        }
-    }
-}
-
-/// What the bus refuses a connection.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum BusError {
-    /// It is not (or no longer) registered.
-    #[error("the connection is gone")]
-    Gone,
-    /// It holds as many subscriptions as allowed.
-    #[error("at most {0} subscriptions per connection (limits.max_subscriptions)")]
-    Subscriptions(usize),
-    /// It is on as many presence lists as allowed.
-    #[error("at most {0} presence lists per connection (limits.max_presence)")]
-    Presence(usize),
-    /// Its presence info is too large.
-    #[error("presence info is {0} bytes; at most {1} (limits.max_presence_info_bytes)")]
-    InfoTooLarge(usize, usize),
-}
-
-impl From<BusError> for crate::error::ClientError {
-    fn from(e: BusError) -> Self {
-        let code = match e {
-            BusError::InfoTooLarge(..) => crate::error::ErrorCode::PayloadTooLarge,
-            _ => crate::error::ErrorCode::BadRequest,
-        };
-        crate::error::ClientError::new(code, e.to_string())
-    }
-}
-
 struct ClientEntry {
     id: Arc<str>,
     tx: Outlet,
@@ -121,13 +74,19 @@ struct State {
     channels: HashMap<Topic, HashMap<Arc<str>, Subscription>>,
     users: HashMap<String, HashSet<Arc<str>>>,
     presence: HashMap<String, Vec<Member>>,
+    /// What the link (when there is one) must hear about.
+    watch: Watch,
 }
 
-/// The local bus.
+/// The bus: local delivery, and through its link (when the node is in a
+/// cluster) the other nodes'.
 pub struct Bus {
     state: RwLock<State>,
     metrics: Arc<Metrics>,
     limits: BusLimits,
+    /// This node's short id, the prefix of its connections' ids (the
+    /// link's, once attached).
+    node: parking_lot::RwLock<Arc<str>>,
 }
 
 impl Bus {
@@ -137,6 +96,9 @@ impl Bus {
             state: RwLock::default(),
             metrics,
             limits,
+            node: parking_lot::RwLock::new(
+                uuid::Uuid::new_v4().simple().to_string()[..NODE_LEN].into(),
+            ),
         }
     }
 
@@ -146,19 +108,23 @@ impl Bus {
     }
 
     /// Registers a connection with a fresh id (jac-cloud's
-    /// `<unix secs>:<hex>` form, unique across restarts).
+    /// `<unix secs>:<hex>` form, unique across restarts), whose hex starts
+    /// with this node's short id so a send from another node finds it.
     pub fn register(&self, user_id: Option<String>) -> Registration {
+        let random = uuid::Uuid::new_v4().simple().to_string();
         let id: Arc<str> = format!(
-            "{}:{}",
+            "{}:{}{}",
             crate::now_ms() / 1000,
-            uuid::Uuid::new_v4().simple()
+            self.node.read(),
+            &random[NODE_LEN..]
         )
         .into();
         let (tx, rx) = queue::queue(self.limits.queue_events, self.limits.queue_bytes);
         let kill = Arc::new(Kill::default());
         let mut state = self.state.write();
+        let state = &mut *state;
         if let Some(user) = &user_id {
-            add_user_client(&mut state.users, user, &id);
+            add_user_client(&mut state.users, &state.watch, user, &id);
         }
         state.clients.insert(
             id.clone(),
@@ -179,84 +145,22 @@ impl Bus {
     pub fn unregister(&self, id: &str) {
         let left = {
             let mut state = self.state.write();
+            let state = &mut *state;
             let Some(entry) = state.clients.remove(id) else {
                 return;
             };
             for channel in &entry.channels {
-                remove_subscriber(&mut state.channels, channel, id);
+                remove_subscriber(&mut state.channels, &mut state.watch, channel, id);
             }
             if let Some(user) = &entry.user_id {
-                remove_user_client(&mut state.users, user, id);
+                remove_user_client(&mut state.users, &state.watch, user, id);
             }
             entry
                 .presence
                 .iter()
-                .filter_map(|channel| presence::remove(&mut state.presence, channel, id))
-                .collect::<Vec<_>>()
-        };
-        for (channel, member) in left {
-            self.announce_presence(channel, PresenceKind::Leave, member);
-        }
-    }
-
-    /// Changes who a connection acts as in one step: its user, and its
-    /// subscriptions as re-authorized for the new identity (`Some` replaces
-    /// one, `None` drops it), and the presence lists it may no longer be
-    /// on. Done under one lock, so every event is delivered under either
-    /// the old rights or the new ones, never a mix. Leaves are announced.
-    pub fn reauthorize(
-        &self,
-        id: &str,
-        user_id: Option<String>,
-        updates: Vec<(Topic, Option<Subscription>)>,
-        leave: &[String],
-    ) {
-        let left = {
-            let mut state = self.state.write();
-            let state = &mut *state;
-            let Some(entry) = state.clients.get_mut(id) else {
-                return;
-            };
-            let key = entry.id.clone();
-            if let Some(old) = entry.user_id.take() {
-                remove_user_client(&mut state.users, &old, id);
-            }
-            if let Some(new) = &user_id {
-                add_user_client(&mut state.users, new, &key);
-            }
-            entry.user_id = user_id.clone();
-            for (topic, sub) in updates {
-                match sub {
-                    Some(sub) => {
-                        entry.channels.insert(topic.clone());
-                        state
-                            .channels
-                            .entry(topic)
-                            .or_default()
-                            .insert(key.clone(), sub);
-                    }
-                    None => {
-                        if entry.channels.remove(&topic) {
-                            remove_subscriber(&mut state.channels, &topic, id);
-                        }
-                    }
-                }
-            }
-            for channel in leave {
-                entry.presence.remove(channel);
-            }
-            for channel in &entry.presence {
-                if let Some(member) = state
-                    .presence
-                    .get_mut(channel)
-                    .and_then(|list| list.iter_mut().find(|m| &*m.client_id == id))
-                {
-                    member.user_id = user_id.clone();
-                }
-            }
-            leave
-                .iter()
-                .filter_map(|channel| presence::remove(&mut state.presence, channel, id))
+                .filter_map(|channel| {
+                    presence::remove(&mut state.presence, &mut state.watch, channel, id)
+                })
                 .collect::<Vec<_>>()
         };
         for (channel, member) in left {
@@ -296,6 +200,7 @@ impl Bus {
         sub: Subscription,
     ) -> Result<(), BusError> {
         let mut state = self.state.write();
+        let state = &mut *state;
         let Some(entry) = state.clients.get_mut(id) else {
             return Err(BusError::Gone);
         };
@@ -305,23 +210,25 @@ impl Bus {
         }
         let key = entry.id.clone();
         entry.channels.insert(topic.clone());
-        state
-            .channels
-            .entry(topic.clone())
-            .or_default()
-            .insert(key, sub);
+        let subs = state.channels.entry(topic.clone()).or_default();
+        if subs.insert(key, sub).is_none() {
+            if let Topic::Channel(channel) = topic {
+                state.watch.gain(channel);
+            }
+        }
         Ok(())
     }
 
     /// Unsubscribes; returns whether the connection was subscribed.
     pub fn unsubscribe(&self, id: &str, topic: &Topic) -> bool {
         let mut state = self.state.write();
+        let state = &mut *state;
         let was = state
             .clients
             .get_mut(id)
             .is_some_and(|e| e.channels.remove(topic));
         if was {
-            remove_subscriber(&mut state.channels, topic, id);
+            remove_subscriber(&mut state.channels, &mut state.watch, topic, id);
         }
         was
     }
@@ -360,11 +267,31 @@ impl Bus {
     }
 
     /// Delivers `event` to a topic's subscribers whose filter matches
-    /// `subject` (the payload or record the filter looks at). Returns how
-    /// many it reached.
+    /// `subject` (the payload or record the filter looks at), here and, for
+    /// a channel, on the other nodes (which apply their subscribers' own
+    /// filters). Returns how many connections it reached on this node:
+    /// other nodes' deliveries are not waited for.
     pub fn publish(&self, topic: &Topic, event: Event, subject: &Value) -> usize {
         let envelope = Envelope::new(event);
         let state = self.state.read();
+        let delivered = self.publish_local(&state, topic, &envelope, subject);
+        if let (Topic::Channel(channel), Some(link)) = (topic, state.watch.link()) {
+            link.forward(Forward::Publish {
+                channel: channel.clone(),
+                envelope,
+            });
+        }
+        delivered
+    }
+
+    /// Delivers to this node's subscribers of `topic`.
+    fn publish_local(
+        &self,
+        state: &State,
+        topic: &Topic,
+        envelope: &Outbound,
+        subject: &Value,
+    ) -> usize {
         let Some(subscribers) = state.channels.get(topic) else {
             return 0;
         };
@@ -373,26 +300,50 @@ impl Bus {
             .iter()
             .filter(|(_, sub)| sub.ops & op != 0)
             .filter(|(_, sub)| sub.filter.as_ref().is_none_or(|f| f.matches(subject)))
-            .filter(|(id, _)| self.deliver(&state, id, envelope.clone()))
+            .filter(|(id, _)| self.deliver(state, id, envelope.clone()))
             .count()
     }
 
-    /// Delivers to these connections. Returns how many it reached.
+    /// Delivers to these connections, here or (their ids say) on other
+    /// nodes. Returns how many it reached on this node.
     pub fn send_to_clients<S: AsRef<str>>(&self, ids: &[S], event: Event) -> usize {
         let envelope = Envelope::new(event);
         let state = self.state.read();
         let unique: HashSet<&str> = ids.iter().map(AsRef::as_ref).collect();
-        unique
-            .into_iter()
-            .filter(|id| self.deliver(&state, id, envelope.clone()))
+        let node = self.node.read().clone();
+        let (local, elsewhere): (Vec<&str>, Vec<&str>) = unique.into_iter().partition(|id| {
+            state.watch.link().is_none() || link::node_of(id).is_none_or(|n| n == &*node)
+        });
+        if let (false, Some(link)) = (elsewhere.is_empty(), state.watch.link()) {
+            link.forward(Forward::Clients {
+                clients: elsewhere.into_iter().map(str::to_owned).collect(),
+                envelope: envelope.clone(),
+            });
+        }
+        self.clients_local(&state, &local, &envelope)
+    }
+
+    fn clients_local(&self, state: &State, ids: &[&str], envelope: &Outbound) -> usize {
+        ids.iter()
+            .filter(|id| self.deliver(state, id, envelope.clone()))
             .count()
     }
 
-    /// Delivers to every connection of these users. Returns how many
-    /// connections it reached.
+    /// Delivers to every connection of these users, on every node.
+    /// Returns how many connections it reached on this node.
     pub fn send_to_users<S: AsRef<str>>(&self, users: &[S], event: Event) -> usize {
         let envelope = Envelope::new(event);
         let state = self.state.read();
+        if let Some(link) = state.watch.link() {
+            link.forward(Forward::Users {
+                users: users.iter().map(|u| u.as_ref().to_owned()).collect(),
+                envelope: envelope.clone(),
+            });
+        }
+        self.users_local(&state, users, &envelope)
+    }
+
+    fn users_local<S: AsRef<str>>(&self, state: &State, users: &[S], envelope: &Outbound) -> usize {
         let targets: HashSet<&Arc<str>> = users
             .iter()
             .filter_map(|u| state.users.get(u.as_ref()))
@@ -400,7 +351,7 @@ impl Bus {
             .collect();
         targets
             .into_iter()
-            .filter(|id| self.deliver(&state, id, envelope.clone()))
+            .filter(|id| self.deliver(state, id, envelope.clone()))
             .count()
     }
 
@@ -459,26 +410,46 @@ impl Bus {
 
 fn remove_subscriber(
     channels: &mut HashMap<Topic, HashMap<Arc<str>, Subscription>>,
+    watch: &mut Watch,
     topic: &Topic,
     id: &str,
 ) {
     if let Some(subs) = channels.get_mut(topic) {
-        subs.remove(id);
+        if subs.remove(id).is_some() {
+            if let Topic::Channel(channel) = topic {
+                watch.lose(channel);
+            }
+        }
         if subs.is_empty() {
             channels.remove(topic);
         }
     }
 }
 
-fn add_user_client(users: &mut HashMap<String, HashSet<Arc<str>>>, user: &str, id: &Arc<str>) {
-    users.entry(user.to_owned()).or_default().insert(id.clone());
+fn add_user_client(
+    users: &mut HashMap<String, HashSet<Arc<str>>>,
+    watch: &Watch,
+    user: &str,
+    id: &Arc<str>,
+) {
+    let set = users.entry(user.to_owned()).or_default();
+    if set.is_empty() {
+        watch.user(user, true);
+    }
+    set.insert(id.clone());
 }
 
-fn remove_user_client(users: &mut HashMap<String, HashSet<Arc<str>>>, user: &str, id: &str) {
+fn remove_user_client(
+    users: &mut HashMap<String, HashSet<Arc<str>>>,
+    watch: &Watch,
+    user: &str,
+    id: &str,
+) {
     if let Some(set) = users.get_mut(user) {
         set.remove(id);
         if set.is_empty() {
             users.remove(user);
+            watch.user(user, false);
         }
     }
 }

@@ -43,8 +43,13 @@ impl Bus {
                 Some(existing) => {
                     existing.info = member.info.clone();
                     existing.user_id = member.user_id.clone();
+                    state.watch.member(channel, existing, true);
                 }
-                None => list.push(member.clone()),
+                None => {
+                    list.push(member.clone());
+                    state.watch.gain(channel);
+                    state.watch.member(channel, &member, true);
+                }
             }
             member
         };
@@ -57,12 +62,13 @@ impl Bus {
     pub fn presence_leave(&self, id: &str, channel: &str) -> bool {
         let removed = {
             let mut state = self.state.write();
+            let state = &mut *state;
             let was = state
                 .clients
                 .get_mut(id)
                 .is_some_and(|e| e.presence.remove(channel));
             if was {
-                remove(&mut state.presence, channel, id)
+                remove(&mut state.presence, &mut state.watch, channel, id)
             } else {
                 None
             }
@@ -76,7 +82,7 @@ impl Bus {
         }
     }
 
-    /// Who is on a channel's presence list, oldest first.
+    /// Who is on a channel's presence list on this node, oldest first.
     pub fn presence_list(&self, channel: &str) -> Vec<Member> {
         self.state
             .read()
@@ -87,28 +93,42 @@ impl Bus {
     }
 
     /// Tells the channel's subscribers and members, except the member
-    /// itself, about a join or leave.
+    /// itself, about a join or leave: here, and on the other nodes.
     pub(super) fn announce_presence(&self, channel: String, kind: PresenceKind, member: Member) {
-        let state = self.state.read();
-        let mut targets: HashSet<Arc<str>> = state
-            .channels
-            .get(&super::Topic::Channel(channel.clone()))
-            .map(|subs| subs.keys().cloned().collect())
-            .unwrap_or_default();
-        if let Some(members) = state.presence.get(&channel) {
-            targets.extend(members.iter().map(|m| m.client_id.clone()));
-        }
-        targets.remove(&member.client_id);
-        if targets.is_empty() {
-            return;
-        }
         let envelope = Envelope::new(Event::Presence {
-            channel,
+            channel: channel.clone(),
             kind,
             member,
         });
+        let state = self.state.read();
+        self.announce_local(&state, &channel, &envelope);
+        if let Some(link) = state.watch.link() {
+            link.forward(super::Forward::Publish { channel, envelope });
+        }
+    }
+
+    /// Delivers a presence event to this node's subscribers and members of
+    /// its channel, except the member itself.
+    pub(super) fn announce_local(
+        &self,
+        state: &super::State,
+        channel: &str,
+        envelope: &super::Outbound,
+    ) {
+        let Event::Presence { member, .. } = &envelope.event else {
+            return;
+        };
+        let mut targets: HashSet<Arc<str>> = state
+            .channels
+            .get(&super::Topic::Channel(channel.to_owned()))
+            .map(|subs| subs.keys().cloned().collect())
+            .unwrap_or_default();
+        if let Some(members) = state.presence.get(channel) {
+            targets.extend(members.iter().map(|m| m.client_id.clone()));
+        }
+        targets.remove(&member.client_id);
         for id in targets {
-            self.deliver(&state, &id, envelope.clone());
+            self.deliver(state, &id, envelope.clone());
         }
     }
 }
@@ -129,6 +149,7 @@ fn member_id(client_id: &str) -> Arc<str> {
 /// Removes `id` from `channel`'s list, dropping empty lists.
 pub(super) fn remove(
     presence: &mut HashMap<String, Vec<Member>>,
+    watch: &mut super::Watch,
     channel: &str,
     id: &str,
 ) -> Option<(String, Member)> {
@@ -138,5 +159,7 @@ pub(super) fn remove(
     if list.is_empty() {
         presence.remove(channel);
     }
+    watch.lose(channel);
+    watch.member(channel, &member, false);
     Some((channel.to_owned(), member))
 }

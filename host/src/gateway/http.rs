@@ -19,15 +19,27 @@ pub(super) async fn healthz(State(app): State<Arc<App>>) -> impl IntoResponse {
     }))
 }
 
-/// Readiness: accepting connections (not shutting down).
+/// Readiness: accepting connections (not shutting down) and, in a
+/// cluster, linked to the other nodes (503 while Redis is unreachable, so
+/// a load balancer sends new clients to nodes that can reach everyone).
 pub(super) async fn readyz(State(app): State<Arc<App>>) -> impl IntoResponse {
+    let cluster = app.cluster.as_ref().map(|c| c.status());
+    let linked = app.bus.cluster_down().is_none();
     if app.shutdown.is_cancelled() {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "shutting down"})),
+            Json(json!({"status": "shutting down", "cluster": cluster})),
+        )
+    } else if !linked {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "cluster link down", "cluster": cluster})),
         )
     } else {
-        (StatusCode::OK, Json(json!({"status": "ready"})))
+        (
+            StatusCode::OK,
+            Json(json!({"status": "ready", "cluster": cluster})),
+        )
     }
 }
 

@@ -194,7 +194,11 @@ impl Host for PluginState {
             .write_channels(std::slice::from_ref(&channel), &data)
             .await?;
         let data = allowed.pop().unwrap_or(data);
-        let (delivered, _) = c.env.resources.publish_message(&channel, None, &data).await?;
+        let (delivered, _) = c
+            .env
+            .resources
+            .publish_message(&channel, None, &data)
+            .await?;
         Ok(delivered as u32)
     }
 
@@ -281,7 +285,8 @@ impl Host for PluginState {
         let members: Vec<Value> = c
             .env
             .bus
-            .presence_list(&channel)
+            .presence_members(&channel)
+            .await
             .iter()
             .map(|m| {
                 json!({

@@ -208,7 +208,10 @@ enum Args {
 fn callback_args(envelope: &Envelope) -> Option<Args> {
     match &envelope.event {
         Event::Message {
-            channel, from, data, ..
+            channel,
+            from,
+            data,
+            ..
         } => Some(Args::Channel(ChannelMessage {
             channel: channel.clone(),
             data: data.to_string(),

@@ -12,13 +12,14 @@ use crate::error::{ClientError, ErrorCode};
 
 impl Resources {
     /// Delivers a channel message (already authorized). Returns how many
-    /// connections it reached, and its history position when the channel
-    /// keeps history.
+    /// connections it reached on this node, and its history position when
+    /// the channel keeps history.
     ///
     /// # Errors
-    /// UNAVAILABLE when the channel's history cannot be written (the
-    /// message is then not delivered: a subscriber resuming later could
-    /// not know it existed).
+    /// UNAVAILABLE when this node is in a cluster whose link is down (or
+    /// the channel's history cannot be written): the message was then
+    /// delivered on this node only, without a position, and the publisher
+    /// must know the other nodes (and resuming subscribers) did not get it.
     pub async fn publish_message(
         &self,
         channel: &str,
@@ -31,13 +32,25 @@ impl Resources {
             data: data.clone(),
             position: None,
         };
+        let mut failure = self.bus.cluster_down();
         let message = match self.histories.options(channel) {
-            Some(options) => self
-                .histories
-                .kept()
-                .append(channel, options, message)
-                .await
-                .map_err(|e| ClientError::new(ErrorCode::Unavailable, e.to_string()))?,
+            // With the link down the shared history cannot be written:
+            // deliver here without a position rather than wait for Redis.
+            Some(_) if failure.is_some() => message,
+            Some(options) => {
+                match self
+                    .histories
+                    .kept()
+                    .append(channel, options, message.clone())
+                    .await
+                {
+                    Ok(kept) => kept,
+                    Err(e) => {
+                        failure = Some(e.to_string());
+                        message
+                    }
+                }
+            }
             None => message,
         };
         let position = match &message {
@@ -51,7 +64,13 @@ impl Resources {
                 .publish(&Topic::resource(channel), message.clone(), data);
         }
         delivered += self.bus.publish(&Topic::channel(channel), message, data);
-        Ok((delivered, position))
+        match failure {
+            Some(why) => Err(ClientError::new(
+                ErrorCode::Unavailable,
+                format!("{why} (delivered to {delivered} connections on this node)"),
+            )),
+            None => Ok((delivered, position)),
+        }
     }
 
     /// What a subscriber of `channel` missed since `since` (or just the

@@ -33,6 +33,8 @@ pub struct Session {
     pub(super) floors: HashMap<String, u64>,
     /// The same per resumed channel, by history offset.
     pub(super) channel_floors: HashMap<String, u64>,
+    /// The topics it created anonymously: they go with it.
+    pub(super) anonymous_topics: Vec<String>,
     /// What it subscribed to, as asked: re-authorized when the identity
     /// changes.
     pub(super) held: Holdings,
@@ -69,6 +71,7 @@ impl Session {
             query,
             floors: HashMap::new(),
             channel_floors: HashMap::new(),
+            anonymous_topics: Vec::new(),
             held: Holdings::default(),
             sees_ids,
             resumed: false,
@@ -142,9 +145,9 @@ impl Session {
                     Reply::Resumed { missed, .. } => {
                         self.resumed = true;
                         frames.extend(
-                        missed
-                            .into_iter()
-                            .filter_map(|e| self.dialect.event(&Envelope::new(e))),
+                            missed
+                                .into_iter()
+                                .filter_map(|e| self.dialect.event(&Envelope::new(e))),
                         )
                     }
                     Reply::Authenticated { revoked, .. } => {
@@ -193,7 +196,10 @@ impl Session {
                 filter,
                 since,
                 ..
-            } => self.subscribe_channel(channel, filter, since.as_ref()).await,
+            } => {
+                self.subscribe_channel(channel, filter, since.as_ref())
+                    .await
+            }
             Command::Unsubscribe {
                 target: Target::Channel(channel),
                 ..
@@ -374,7 +380,7 @@ impl super::Handler for Session {
     }
 
     async fn on_close(&mut self) {
-        self.drop_anonymous_topics();
+        self.drop_anonymous_topics().await;
     }
 
     fn take_resumed(&mut self) -> bool {

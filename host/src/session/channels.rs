@@ -44,6 +44,14 @@ impl Session {
             .channels
             .insert(channel.to_owned(), filter.clone());
         let asked = since.is_some();
+        if let (Some(link), Some(_)) = (
+            self.app.bus.link(),
+            self.app.resources.histories().options(channel),
+        ) {
+            // The other nodes' messages reach this node only once its Redis
+            // subscription holds: read the history after that.
+            link.settled().await;
+        }
         let recovery = self.app.resources.channel_since(channel, since).await?;
         let subscribed = |recovered, position| Reply::Subscribed {
             target: Target::Channel(channel.to_owned()),
@@ -140,6 +148,12 @@ impl Session {
             };
             delivered +=
                 bus.send_to_users(users, direct()) + bus.send_to_clients(clients, direct());
+            if let Some(why) = bus.cluster_down() {
+                return Err(ClientError::new(
+                    crate::error::ErrorCode::Unavailable,
+                    format!("{why} (delivered to {delivered} connections on this node)"),
+                ));
+            }
         }
         for (channel, data) in to_channels {
             delivered += self
@@ -179,7 +193,7 @@ impl Session {
         self.policy()
             .read_channel(&self.access(), channel, &Value::Null, &payload)
             .await?;
-        let members = self.app.bus.presence_list(channel);
+        let members = self.app.bus.presence_members(channel).await;
         let members = if self.sees_ids {
             members
         } else {

@@ -9,6 +9,7 @@
 mod apply;
 mod channels;
 mod data;
+mod named_topics;
 mod reauth;
 mod scripted;
 mod topics;
@@ -30,8 +31,8 @@ use crate::protocol::{encode_event, to_frame, Dialect};
 use crate::App;
 
 pub use apply::{rate_limited, Session};
+pub use named_topics::{NamedTopics, UserTopic};
 pub use scripted::ScriptedSocket;
-pub use topics::UserTopic;
 
 /// Close code for server shutdown and dead peers (1001: going away).
 pub const CLOSE_GOING_AWAY: u16 = 1001;

@@ -6,36 +6,30 @@
 
 use serde_json::{json, Value};
 
+use super::named_topics::UserTopic;
 use super::Session;
 use crate::bus::Topic;
 use crate::error::{ClientError, ErrorCode};
 use crate::protocol::{fields::iso_time, Command, Reply};
-
-/// A topic created by a client.
-#[derive(Debug, Clone)]
-pub struct UserTopic {
-    /// What clients see.
-    pub info: Value,
-    /// The creating user, when authenticated.
-    pub creator_user: Option<String>,
-    /// The creating connection (which owns it when the creator was anonymous).
-    pub creator_conn: std::sync::Arc<str>,
-}
 
 impl Session {
     /// Daptin's topic commands.
     pub(super) async fn topic(&mut self, command: &Command) -> Result<Reply, ClientError> {
         match command {
             Command::TopicCreate { name } => {
-                let mut topics = self.app.topics.lock();
-                if self.app.resources.exists(name) || topics.contains_key(name) {
-                    return Err(ClientError::new(
-                        ErrorCode::Conflict,
-                        format!("topic `{name}` already exists"),
-                    ));
+                let link = self.app.bus.link();
+                let topics = &self.app.topics;
+                if self.app.resources.exists(name) {
+                    return Err(exists(name));
                 }
                 let max = self.app.config.limits.max_topics_per_creator;
-                if topics.values().filter(|t| self.created(t)).count() >= max {
+                let mine = topics
+                    .all(link.as_ref())
+                    .await?
+                    .values()
+                    .filter(|t| self.created(t))
+                    .count();
+                if mine >= max {
                     return Err(ClientError::forbidden(format!(
                         "at most {max} topics per creator (limits.max_topics_per_creator)"
                     )));
@@ -49,9 +43,14 @@ impl Session {
                 let topic = UserTopic {
                     info: info.clone(),
                     creator_user: self.identity().user_id.clone(),
-                    creator_conn: self.id.clone(),
+                    creator_conn: self.id.to_string(),
                 };
-                topics.insert(name.clone(), topic);
+                if !topics.create(link.as_ref(), name, topic).await? {
+                    return Err(exists(name));
+                }
+                if self.identity().user_id.is_none() {
+                    self.anonymous_topics.push(name.clone());
+                }
                 Ok(Reply::Topic { info })
             }
             Command::TopicDestroy { name } => {
@@ -60,16 +59,21 @@ impl Session {
                         "`{name}` is a system topic"
                     )));
                 }
-                let mut topics = self.app.topics.lock();
-                let topic = topics.get(name).ok_or_else(|| no_topic(name))?;
+                let link = self.app.bus.link();
+                let topic = self
+                    .app
+                    .topics
+                    .get(link.as_ref(), name)
+                    .await?
+                    .ok_or_else(|| no_topic(name))?;
                 self.policy().destroy_topic(
                     &self.actor,
                     name,
                     topic.creator_user.as_deref(),
                     &topic.creator_conn,
                 )?;
-                let info = topics.remove(name).map(|t| t.info).unwrap_or_default();
-                Ok(Reply::Topic { info })
+                self.app.topics.remove(link.as_ref(), name).await?;
+                Ok(Reply::Topic { info: topic.info })
             }
             Command::TopicGet { name } => {
                 let info = self.visible(name).await?.ok_or_else(|| no_topic(name))?;
@@ -77,7 +81,8 @@ impl Session {
             }
             Command::TopicList => {
                 let mut names: Vec<String> = self.policy().resource_names().cloned().collect();
-                names.extend(self.app.topics.lock().keys().cloned());
+                let link = self.app.bus.link();
+                names.extend(self.app.topics.all(link.as_ref()).await?.into_keys());
                 let mut list = Vec::with_capacity(names.len());
                 for name in names {
                     if let Ok(Some(info)) = self.visible(&name).await {
@@ -98,17 +103,20 @@ impl Session {
     fn created(&self, topic: &UserTopic) -> bool {
         match (&topic.creator_user, &self.identity().user_id) {
             (Some(creator), Some(me)) => creator == me,
-            (None, None) => topic.creator_conn == self.id,
+            (None, None) => *topic.creator_conn == *self.id,
             _ => false,
         }
     }
 
-    /// Removes the topics this connection created anonymously.
-    pub(super) fn drop_anonymous_topics(&self) {
-        self.app
-            .topics
-            .lock()
-            .retain(|_, t| t.creator_user.is_some() || t.creator_conn != self.id);
+    /// Removes the topics this connection created anonymously (nobody
+    /// else could ever destroy them).
+    pub(super) async fn drop_anonymous_topics(&mut self) {
+        let link = self.app.bus.link();
+        for name in std::mem::take(&mut self.anonymous_topics) {
+            if let Err(e) = self.app.topics.remove(link.as_ref(), &name).await {
+                tracing::warn!(topic = %name, error = %e, "anonymous topic left behind");
+            }
+        }
     }
 
     /// A topic's description, if it exists; FORBIDDEN when this caller
@@ -118,8 +126,9 @@ impl Session {
         let info = if system {
             json!({"name": name, "type": "system"})
         } else {
-            match self.app.topics.lock().get(name) {
-                Some(topic) => topic.info.clone(),
+            let link = self.app.bus.link();
+            match self.app.topics.get(link.as_ref(), name).await? {
+                Some(topic) => topic.info,
                 None => return Ok(None),
             }
         };
@@ -142,6 +151,13 @@ impl Session {
         info["subscribers"] = json!(self.app.bus.subscriber_count(&topic));
         Ok(Some(info))
     }
+}
+
+fn exists(name: &str) -> ClientError {
+    ClientError::new(
+        ErrorCode::Conflict,
+        format!("topic `{name}` already exists"),
+    )
 }
 
 fn no_topic(name: &str) -> ClientError {
