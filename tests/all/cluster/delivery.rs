@@ -255,3 +255,70 @@ async fn daptin_topics_created_on_one_node_exist_on_all() {
     })
     .await;
 }
+
+/// Nodes with the `guard` example and the chat-room socket loaded.
+async fn plugin_nodes(redis: &RedisServer, n: usize) -> (Vec<switchboard::Server>, tempfile::TempDir) {
+    let dir = plugin_dir(&[example_plugin("guard"), example_plugin("chatroom")]);
+    let mut servers = Vec::new();
+    for _ in 0..n {
+        let mut config = cluster_config(redis);
+        config.plugins = config_with_plugins(dir.path(), false).plugins;
+        servers.push(start(config).await);
+    }
+    (servers, dir)
+}
+
+#[tokio::test]
+async fn guard_filters_hold_on_the_receiving_node() {
+    let redis = RedisServer::start();
+    let (servers, _dir) = plugin_nodes(&redis, 2).await;
+    let (a, b) = (servers[0].addr, servers[1].addr);
+    let acme = token("ann", Some("user"), json!({"tenant": "acme"}));
+    let (mut ann, _) = connect_native(b, &format!("?token={acme}")).await;
+    let sub = ann
+        .request(json!({"type": "subscribe", "channel": "orders", "filter": {"tenant": "globex"}}), "s")
+        .await;
+    assert_eq!(sub["filter"]["tenant"], "acme", "the guard's filter replaces the client's: {sub}");
+    settle_all(&servers).await;
+
+    let admin = token("root", Some("admin"), json!({}));
+    let (mut root, _) = connect_native(a, &format!("?token={admin}")).await;
+    for tenant in ["globex", "acme", "initech"] {
+        root.request(json!({"type": "publish", "channel": "orders", "message": {"tenant": tenant}}), tenant)
+            .await;
+    }
+    assert_eq!(ann.recv().await["data"]["tenant"], "acme");
+    ann.expect_silence(Duration::from_millis(300)).await;
+}
+
+#[tokio::test]
+async fn a_scripted_chat_room_spans_nodes() {
+    let redis = RedisServer::start();
+    let (servers, _dir) = plugin_nodes(&redis, 2).await;
+    let (a, b) = (servers[0].addr, servers[1].addr);
+    let mut alice = connect(a, "/chat?room=general&name=Alice").await;
+    assert_eq!(alice.recv().await["type"], "init");
+    settle_all(&servers).await;
+
+    let mut bob = connect(b, "/chat?room=general&name=Bob").await;
+    let init = bob.recv().await;
+    let mut names: Vec<&str> = init["users"]
+        .as_array()
+        .expect("users")
+        .iter()
+        .filter_map(|u| u["user_info"]["name"].as_str())
+        .collect();
+    names.sort_unstable();
+    assert_eq!(names, ["Alice", "Bob"], "the room lists both nodes' members: {init}");
+    let joined = alice.recv().await;
+    assert_eq!((joined["type"].as_str(), joined["user"]["name"].as_str()), (Some("presence_join"), Some("Bob")));
+    settle_all(&servers).await;
+
+    bob.send(json!({"type": "message", "text": "hi from B"})).await;
+    let expected = json!({"type": "chat", "from": "Bob", "text": "hi from B"});
+    assert_eq!(alice.recv().await, expected);
+    assert_eq!(bob.recv().await, expected);
+    drop(bob);
+    let left = alice.recv().await;
+    assert_eq!((left["type"].as_str(), left["user"]["name"].as_str()), (Some("presence_leave"), Some("Bob")));
+}
