@@ -7,6 +7,7 @@
 //! server as its own process (`switchboard-cli`, built by the same command)
 //! and load it from this one over loopback.
 
+mod cluster;
 mod fanout;
 mod idle;
 mod inserts;
@@ -32,6 +33,11 @@ enum Scenario {
     Guarded,
     /// Hot swap of a plugin under load.
     Swap,
+    /// Fan-out across a cluster of nodes on Redis vs a single node.
+    Cluster,
+    /// (internal) a subscriber process for `cluster`.
+    #[value(hide = true)]
+    Worker,
     /// Everything.
     All,
 }
@@ -60,12 +66,32 @@ struct Args {
     /// Clients calling during the hot swap.
     #[arg(long, default_value_t = 1000)]
     swap_clients: usize,
+    /// Subscribers across the cluster.
+    #[arg(long, default_value_t = 100_000)]
+    cluster_subscribers: usize,
+    /// Nodes in the cluster.
+    #[arg(long, default_value_t = 6)]
+    cluster_nodes: usize,
+    /// (worker) the node to connect to.
+    #[arg(long, hide = true)]
+    worker_addr: Option<std::net::SocketAddr>,
+    /// (worker) how many subscribers.
+    #[arg(long, hide = true, default_value_t = 0)]
+    worker_count: usize,
+    /// (worker) the first subscriber's index (spreads source addresses).
+    #[arg(long, hide = true, default_value_t = 0)]
+    worker_first: usize,
 }
 
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
     let duration = Duration::from_secs(args.seconds.max(1));
+    if args.scenario == Scenario::Worker {
+        let addr = args.worker_addr.expect("--worker-addr");
+        cluster::worker(addr, args.worker_count, args.worker_first, args.messages).await;
+        return;
+    }
     if matches!(args.scenario, Scenario::Walkers | Scenario::All) {
         walkers::run(duration, args.clients).await;
     }
@@ -86,6 +112,9 @@ async fn main() {
             &integration_tests::example_plugin("guard"),
         )
         .await;
+    }
+    if matches!(args.scenario, Scenario::Cluster | Scenario::All) {
+        cluster::run(args.cluster_subscribers, args.cluster_nodes, args.messages).await;
     }
     if matches!(args.scenario, Scenario::Swap | Scenario::All) {
         swap::run(

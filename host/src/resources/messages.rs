@@ -86,6 +86,9 @@ impl Resources {
         let Some(options) = self.histories.options(channel) else {
             return Ok(None);
         };
+        if let Some(why) = self.bus.cluster_down() {
+            return Err(ClientError::new(ErrorCode::Unavailable, why));
+        }
         self.histories
             .kept()
             .since(channel, options, since)

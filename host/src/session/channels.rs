@@ -52,7 +52,15 @@ impl Session {
             // subscription holds: read the history after that.
             link.settled().await;
         }
-        let recovery = self.app.resources.channel_since(channel, since).await?;
+        // History that cannot be read (the cluster's Redis is down) leaves
+        // a live subscription that says it recovered nothing.
+        let recovery = match self.app.resources.channel_since(channel, since).await {
+            Ok(recovery) => recovery,
+            Err(e) => {
+                tracing::debug!(channel, error = %e.message, "channel history unavailable");
+                None
+            }
+        };
         let subscribed = |recovered, position| Reply::Subscribed {
             target: Target::Channel(channel.to_owned()),
             filter: effective.as_ref().map_or(Value::Null, |f| f.to_value()),

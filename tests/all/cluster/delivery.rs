@@ -257,7 +257,10 @@ async fn daptin_topics_created_on_one_node_exist_on_all() {
 }
 
 /// Nodes with the `guard` example and the chat-room socket loaded.
-async fn plugin_nodes(redis: &RedisServer, n: usize) -> (Vec<switchboard::Server>, tempfile::TempDir) {
+async fn plugin_nodes(
+    redis: &RedisServer,
+    n: usize,
+) -> (Vec<switchboard::Server>, tempfile::TempDir) {
     let dir = plugin_dir(&[example_plugin("guard"), example_plugin("chatroom")]);
     let mut servers = Vec::new();
     for _ in 0..n {
@@ -276,16 +279,25 @@ async fn guard_filters_hold_on_the_receiving_node() {
     let acme = token("ann", Some("user"), json!({"tenant": "acme"}));
     let (mut ann, _) = connect_native(b, &format!("?token={acme}")).await;
     let sub = ann
-        .request(json!({"type": "subscribe", "channel": "orders", "filter": {"tenant": "globex"}}), "s")
+        .request(
+            json!({"type": "subscribe", "channel": "orders", "filter": {"tenant": "globex"}}),
+            "s",
+        )
         .await;
-    assert_eq!(sub["filter"]["tenant"], "acme", "the guard's filter replaces the client's: {sub}");
+    assert_eq!(
+        sub["filter"]["tenant"], "acme",
+        "the guard's filter replaces the client's: {sub}"
+    );
     settle_all(&servers).await;
 
     let admin = token("root", Some("admin"), json!({}));
     let (mut root, _) = connect_native(a, &format!("?token={admin}")).await;
     for tenant in ["globex", "acme", "initech"] {
-        root.request(json!({"type": "publish", "channel": "orders", "message": {"tenant": tenant}}), tenant)
-            .await;
+        root.request(
+            json!({"type": "publish", "channel": "orders", "message": {"tenant": tenant}}),
+            tenant,
+        )
+        .await;
     }
     assert_eq!(ann.recv().await["data"]["tenant"], "acme");
     ann.expect_silence(Duration::from_millis(300)).await;
@@ -309,16 +321,27 @@ async fn a_scripted_chat_room_spans_nodes() {
         .filter_map(|u| u["user_info"]["name"].as_str())
         .collect();
     names.sort_unstable();
-    assert_eq!(names, ["Alice", "Bob"], "the room lists both nodes' members: {init}");
+    assert_eq!(
+        names,
+        ["Alice", "Bob"],
+        "the room lists both nodes' members: {init}"
+    );
     let joined = alice.recv().await;
-    assert_eq!((joined["type"].as_str(), joined["user"]["name"].as_str()), (Some("presence_join"), Some("Bob")));
+    assert_eq!(
+        (joined["type"].as_str(), joined["user"]["name"].as_str()),
+        (Some("presence_join"), Some("Bob"))
+    );
     settle_all(&servers).await;
 
-    bob.send(json!({"type": "message", "text": "hi from B"})).await;
+    bob.send(json!({"type": "message", "text": "hi from B"}))
+        .await;
     let expected = json!({"type": "chat", "from": "Bob", "text": "hi from B"});
     assert_eq!(alice.recv().await, expected);
     assert_eq!(bob.recv().await, expected);
     drop(bob);
     let left = alice.recv().await;
-    assert_eq!((left["type"].as_str(), left["user"]["name"].as_str()), (Some("presence_leave"), Some("Bob")));
+    assert_eq!(
+        (left["type"].as_str(), left["user"]["name"].as_str()),
+        (Some("presence_leave"), Some("Bob"))
+    );
 }

@@ -71,6 +71,28 @@ async fn nodes_ride_out_a_redis_restart() {
         .await;
     assert_eq!(refused["code"], "UNAVAILABLE", "{refused}");
 
+    // A resuming subscriber gets a live subscription that says it
+    // recovered nothing, rather than an error and no subscription.
+    let (mut late, _) = connect_native(a, "").await;
+    let resumed = late
+        .request(
+            json!({"type": "subscribe", "channel": "hist:room",
+            "since": {"offset": 1, "epoch": old_epoch}}),
+            "r",
+        )
+        .await;
+    assert_eq!(
+        (resumed["type"].as_str(), resumed["recovered"].as_bool()),
+        (Some("subscribed"), Some(false)),
+        "{resumed}"
+    );
+    publish(&mut publisher, "hist:room", json!("down")).await;
+    assert_eq!(
+        late.recv().await["data"],
+        "down",
+        "live delivery on this node goes on"
+    );
+
     redis.restart();
     let deadline = Instant::now() + Duration::from_secs(20);
     let back = loop {
