@@ -101,3 +101,180 @@ impl Bus {
         members
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use futures_util::future::BoxFuture;
+    use parking_lot::Mutex;
+    use serde_json::{json, Value};
+
+    use crate::bus::link::{Forward, Link, LinkError, Remote};
+    use crate::bus::{Bus, BusLimits, Event, Member, Topic};
+
+    /// A link that records what the bus hands it.
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<String>>);
+
+    impl Link for Recorder {
+        fn node(&self) -> &str {
+            "0000aaaa"
+        }
+        fn is_up(&self) -> bool {
+            true
+        }
+        fn forward(&self, f: Forward) {
+            let line = match f {
+                Forward::Publish { channel, .. } => format!("publish {channel}"),
+                Forward::Users { users, .. } => format!("users {}", users.join(",")),
+                Forward::Clients { clients, .. } => format!("clients {}", clients.len()),
+                Forward::Interest { channel, on } => format!("interest {channel} {on}"),
+                Forward::Member {
+                    channel, present, ..
+                } => format!("member {channel} {present}"),
+                Forward::User { user, here } => format!("user {user} {here}"),
+            };
+            self.0.lock().push(line);
+        }
+        fn settled(&self) -> BoxFuture<'_, ()> {
+            Box::pin(async {})
+        }
+        fn presence<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<Vec<Member>, LinkError>> {
+            Box::pin(async { Ok(Vec::new()) })
+        }
+        fn topic_create<'a>(
+            &'a self,
+            _: &'a str,
+            _: &'a Value,
+        ) -> BoxFuture<'a, Result<bool, LinkError>> {
+            Box::pin(async { Ok(true) })
+        }
+        fn topic_remove<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<(), LinkError>> {
+            Box::pin(async { Ok(()) })
+        }
+        fn topics(&self) -> BoxFuture<'_, Result<Vec<(String, Value)>, LinkError>> {
+            Box::pin(async { Ok(Vec::new()) })
+        }
+    }
+
+    fn bus() -> (Bus, Arc<Recorder>) {
+        let limits = BusLimits::from_config(&crate::config::Limits::default());
+        let bus = Bus::new(Arc::default(), limits);
+        let link = Arc::new(Recorder::default());
+        bus.attach(link.clone());
+        (bus, link)
+    }
+
+    fn take(link: &Recorder) -> Vec<String> {
+        std::mem::take(&mut *link.0.lock())
+    }
+
+    fn message(data: Value) -> Event {
+        Event::Message {
+            channel: "c".into(),
+            from: None,
+            data,
+            position: None,
+        }
+    }
+
+    #[test]
+    fn the_link_hears_first_and_last_interest_users_and_members() {
+        let (bus, link) = bus();
+        let a = bus.register(Some("ann".into()));
+        let b = bus.register(Some("ann".into()));
+        assert!(a.id.contains(":0000aaaa"), "ids carry the node: {}", a.id);
+        assert_eq!(take(&link), ["user ann true"], "the first connection only");
+        bus.subscribe(&a.id, &Topic::channel("c"), None)
+            .expect("sub");
+        bus.subscribe(&b.id, &Topic::channel("c"), None)
+            .expect("sub");
+        bus.subscribe(&a.id, &Topic::resource("r"), None)
+            .expect("sub");
+        assert_eq!(
+            take(&link),
+            ["interest c true"],
+            "one interest, channels only"
+        );
+        bus.presence_join(&b.id, "p", json!({})).expect("join");
+        assert_eq!(
+            take(&link),
+            ["interest p true", "member p true", "publish p"]
+        );
+        bus.unsubscribe(&a.id, &Topic::channel("c"));
+        assert!(take(&link).is_empty(), "b still listens to c");
+        bus.unregister(&b.id);
+        let mut left = take(&link);
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                "interest c false",
+                "interest p false",
+                "member p false",
+                "publish p"
+            ]
+        );
+        bus.unregister(&a.id);
+        assert_eq!(take(&link), ["user ann false"]);
+        let mut interests = bus.interests();
+        interests.sort();
+        assert!(interests.is_empty());
+    }
+
+    #[test]
+    fn publishes_and_sends_go_out_and_remote_ones_are_delivered_here() {
+        let (bus, link) = bus();
+        let mut sub = bus.register(None);
+        bus.subscribe(
+            &sub.id,
+            &Topic::channel("c"),
+            crate::bus::Filter::from_value(&json!({"k": 1})).expect("filter"),
+        )
+        .expect("sub");
+        take(&link);
+        assert_eq!(
+            bus.publish(
+                &Topic::channel("c"),
+                message(json!({"k": 1})),
+                &json!({"k": 1})
+            ),
+            1
+        );
+        bus.publish(&Topic::resource("c"), message(json!({})), &json!({}));
+        assert_eq!(
+            take(&link),
+            ["publish c"],
+            "resource streams stay on the node"
+        );
+        let here = sub.id.to_string();
+        let elsewhere = "1:ffffffff0123".to_owned();
+        let direct = || Event::Notify {
+            data: json!(1),
+            channel: None,
+        };
+        assert_eq!(bus.send_to_clients(&[here.clone(), elsewhere], direct()), 1);
+        assert_eq!(
+            take(&link),
+            ["clients 1"],
+            "only the other node's id goes out"
+        );
+        bus.send_to_users(&["bob"], direct());
+        assert_eq!(take(&link), ["users bob"]);
+        assert!(sub.rx.try_recv().is_some() && sub.rx.try_recv().is_some());
+
+        // Another node's publish meets this node's filter.
+        let remote = |k: i64| Remote::Publish {
+            channel: "c".into(),
+            event: message(json!({"k": k})),
+        };
+        assert_eq!(bus.remote(remote(2)), 0);
+        assert_eq!(bus.remote(remote(1)), 1);
+        assert!(sub.rx.try_recv().is_some());
+        assert!(
+            take(&link).is_empty(),
+            "remote events are not sent back out"
+        );
+    }
+}
