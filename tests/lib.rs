@@ -16,6 +16,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 pub mod idp;
+pub mod postgres;
 pub mod process;
 pub mod redis;
 
@@ -40,7 +41,17 @@ pub fn test_config() -> Config {
     // keyed by content hash, so it can never serve a stale plugin.
     config.plugins.cache_dir = Some(target_dir().join("wasm-cache"));
     config.store.path = fresh_store_path();
+    // `SB_TEST_STORE=postgres` runs the same tests on PostgreSQL (a fresh
+    // database each, on one server per test process).
+    if std::env::var("SB_TEST_STORE").as_deref() == Ok("postgres") {
+        config.store.url = Some(postgres::shared().database());
+    }
     config
+}
+
+/// Whether this run's servers store resources in PostgreSQL.
+pub fn on_postgres() -> bool {
+    std::env::var("SB_TEST_STORE").as_deref() == Ok("postgres")
 }
 
 /// A store file no other test uses (under `target/test-stores/`).

@@ -23,7 +23,7 @@ use crate::policy::{Guards, Policy};
 use crate::quota::Quotas;
 use crate::resources::Resources;
 use crate::session::NamedTopics;
-use crate::store::{Store, StoreError};
+use crate::store::{RedbStore, Store, StoreError};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -92,11 +92,17 @@ impl App {
     /// # Errors
     /// An unusable auth configuration.
     pub fn new(config: Config) -> Result<Arc<Self>, StartError> {
-        Self::build(config, Arc::new(Metrics::default()), None)
+        let store = Arc::new(RedbStore::open(
+            &config.store.path,
+            config.store.max_record_bytes,
+            config.store.change_log_retention,
+        )?);
+        Self::build(config, Arc::new(Metrics::default()), None, store)
     }
 
-    /// Builds the shared state; with `cluster`, channel history is kept in
-    /// its Redis (the bus is attached when the server starts).
+    /// Builds the shared state over `store`; with `cluster`, channel
+    /// history is kept in its Redis (the bus is attached when the server
+    /// starts).
     ///
     /// # Errors
     /// An unusable auth configuration.
@@ -104,6 +110,7 @@ impl App {
         config: Config,
         metrics: Arc<Metrics>,
         cluster: Option<Arc<Cluster>>,
+        store: Arc<dyn Store>,
     ) -> Result<Arc<Self>, StartError> {
         config.validate()?;
         let hs256_secret = crate::auth::secret::hs256_secret(&config)?;
@@ -118,11 +125,6 @@ impl App {
             .max_connections
             .min(capacity.saturating_sub(limits.fd_reserve).max(1));
         let admission = Admission::new(limits, capacity);
-        let store = Arc::new(Store::open(
-            &config.store.path,
-            config.store.max_record_bytes,
-            config.store.change_log_retention,
-        )?);
         let filters = FilterLimits {
             max_bytes: limits.max_filter_bytes,
             max_rows: limits.max_filter_rows,
@@ -220,7 +222,9 @@ impl Server {
             Some(url) => Some(Cluster::connect(&config.cluster, &url, metrics.clone()).await?),
             None => None,
         };
-        let app = App::build(config, metrics, cluster)?;
+        let store = crate::store::open(&config.store).await?;
+        let app = App::build(config, metrics, cluster, store)?;
+        app.resources.start_feed().await?;
         if let Some(cluster) = &app.cluster {
             cluster.start(&app.bus, &app.shutdown);
         }

@@ -17,6 +17,7 @@ mod providers;
 mod reload;
 mod resources;
 mod sandbox;
+mod shared_store;
 mod sockets;
 mod tokens;
 mod walkers;

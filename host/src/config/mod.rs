@@ -86,6 +86,11 @@ impl Default for Config {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StoreConfig {
+    /// PostgreSQL, shared by every node (`postgres://user:pass@host/db`);
+    /// none: the embedded redb file at `path`.
+    pub url: Option<String>,
+    /// Connections in the PostgreSQL pool.
+    pub pool_size: usize,
     /// The redb file; created when missing.
     pub path: PathBuf,
     /// Largest record accepted, in bytes of JSON.
@@ -97,6 +102,8 @@ pub struct StoreConfig {
 impl Default for StoreConfig {
     fn default() -> Self {
         Self {
+            url: None,
+            pool_size: 16,
             path: PathBuf::from("data/switchboard.redb"),
             max_record_bytes: 256 * 1024,
             change_log_retention: 100_000,

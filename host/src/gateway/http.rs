@@ -19,28 +19,40 @@ pub(super) async fn healthz(State(app): State<Arc<App>>) -> impl IntoResponse {
     }))
 }
 
-/// Readiness: accepting connections (not shutting down) and, in a
+/// Readiness: accepting connections (not shutting down), the store
+/// answering and, in a
 /// cluster, linked to the other nodes (503 while Redis is unreachable, so
 /// a load balancer sends new clients to nodes that can reach everyone).
 pub(super) async fn readyz(State(app): State<Arc<App>>) -> impl IntoResponse {
     let cluster = app.cluster.as_ref().map(|c| c.status());
     let linked = app.bus.cluster_down().is_none();
-    if app.shutdown.is_cancelled() {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "shutting down", "cluster": cluster})),
-        )
+    let store = app.resources.store();
+    let stored = tokio::time::timeout(std::time::Duration::from_secs(2), store.ping())
+        .await
+        .map_err(|_| "no answer in 2 s".to_owned())
+        .and_then(|r| r.map_err(|e| e.to_string()));
+    let store_status = json!({
+        "kind": store.kind(),
+        "status": if stored.is_ok() { "up" } else { "down" },
+    });
+    let status = if app.shutdown.is_cancelled() {
+        "shutting down"
     } else if !linked {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "cluster link down", "cluster": cluster})),
-        )
+        "cluster link down"
+    } else if stored.is_err() {
+        "store down"
     } else {
-        (
-            StatusCode::OK,
-            Json(json!({"status": "ready", "cluster": cluster})),
-        )
-    }
+        "ready"
+    };
+    let code = if status == "ready" {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        code,
+        Json(json!({"status": status, "cluster": cluster, "store": store_status})),
+    )
 }
 
 /// Prometheus text exposition.

@@ -5,6 +5,7 @@
 //! the [`Policy`] for role lists, guards and protected fields; every
 //! committed write emits its change event here (`writes.rs`).
 
+mod feed;
 mod fields;
 mod messages;
 mod writes;
@@ -21,14 +22,14 @@ use crate::config::ResourceConfig;
 use crate::error::{ClientError, ErrorCode};
 use crate::policy::{Access, Operation, Policy};
 use crate::quota::Quotas;
-use crate::store::{Committed, Store, StoreError, Stored};
+use crate::store::{Committed, Predicate, Store, StoreError, Stored};
 
 /// Most records a list returns at once.
 pub const MAX_LIMIT: usize = 1000;
 
 /// Configured resources over the store.
 pub struct Resources {
-    store: Arc<Store>,
+    store: Arc<dyn Store>,
     policy: Arc<Policy>,
     bus: Arc<Bus>,
     quotas: Arc<Quotas>,
@@ -36,6 +37,9 @@ pub struct Resources {
     page_bytes: usize,
     /// Channels that keep history.
     histories: Arc<Histories>,
+    /// With a shared store: what each resource's change log was announced
+    /// up to.
+    feed: feed::Feed,
 }
 
 impl Resources {
@@ -43,7 +47,7 @@ impl Resources {
     /// with writes charged to `quotas` and pages of at most `page_bytes`;
     /// channel messages kept by `histories`.
     pub fn new(
-        store: Arc<Store>,
+        store: Arc<dyn Store>,
         policy: Arc<Policy>,
         bus: Arc<Bus>,
         quotas: Arc<Quotas>,
@@ -57,7 +61,13 @@ impl Resources {
             quotas,
             page_bytes,
             histories,
+            feed: feed::Feed::default(),
         }
+    }
+
+    /// The store under the resources.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
     }
 
     /// The policy every operation goes through.
@@ -76,17 +86,6 @@ impl Resources {
     /// RESOURCE_NOT_FOUND when it is not configured.
     pub fn config(&self, resource: &str) -> Result<&ResourceConfig, ClientError> {
         self.policy.resource_config(resource)
-    }
-
-    async fn blocking<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
-    ) -> Result<T, ClientError> {
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || f(&store))
-            .await
-            .map_err(|e| ClientError::new(ErrorCode::InternalError, e.to_string()))?
-            .map_err(store_error)
     }
 
     /// Reads one record.
@@ -110,8 +109,7 @@ impl Resources {
                 &json!({"id": id}),
             )
             .await?;
-        let (r, i) = (resource.to_owned(), id.to_owned());
-        match self.blocking(move |s| s.get(&r, &i)).await? {
+        match self.store.get(resource, id).await.map_err(store_error)? {
             Some(record) if grant.reaches(&record) => Ok(fields::shown(record, &grant)),
             _ => Err(not_found()),
         }
@@ -134,15 +132,17 @@ impl Resources {
             .resource(access, Operation::List, resource, filter, filter)
             .await?;
         let limit = limit.unwrap_or(100).clamp(1, MAX_LIMIT);
-        let (r, max_bytes) = (resource.to_owned(), self.page_bytes);
-        let keep = grant.filter.clone();
         let (page, more) = self
-            .blocking(move |s| {
-                s.scan(&r, cursor.as_deref(), limit, max_bytes, |rec| {
-                    keep.as_ref().is_none_or(|f| f.matches(rec))
-                })
-            })
-            .await?;
+            .store
+            .scan(
+                resource,
+                cursor.as_deref(),
+                limit,
+                self.page_bytes,
+                within(grant.filter.clone()),
+            )
+            .await
+            .map_err(store_error)?;
         let next = if more {
             page.last()
                 .and_then(|r| r.record["id"].as_str())
@@ -216,10 +216,11 @@ impl Resources {
         sub: &Subscription,
     ) -> Result<(Vec<Event>, bool), ClientError> {
         let protected = self.config(resource)?.protected.clone();
-        let (r, max_bytes) = (resource.to_owned(), self.page_bytes);
         let (changes, complete) = self
-            .blocking(move |s| s.changes_since(&r, since, max_bytes))
-            .await?;
+            .store
+            .changes_since(resource, since, self.page_bytes)
+            .await
+            .map_err(store_error)?;
         let events = changes
             .into_iter()
             .map(|c| change_event(c, &protected))
@@ -246,7 +247,7 @@ impl Resources {
         filter: &Value,
         limit: Option<usize>,
     ) -> Result<(Vec<Stored>, u64), ClientError> {
-        let seq = self.blocking(|s| s.last_seq()).await?;
+        let seq = self.store.last_seq(resource).await.map_err(store_error)?;
         let (rows, _) = self.list(access, resource, filter, limit, None).await?;
         Ok((rows, seq))
     }
@@ -295,6 +296,11 @@ impl Resources {
     }
 }
 
+/// What a grant's filter reaches, as the store's predicate.
+fn within(filter: Option<crate::bus::Filter>) -> Predicate {
+    Arc::new(move |record| filter.as_ref().is_none_or(|f| f.matches(record)))
+}
+
 fn not_found() -> ClientError {
     ClientError::new(ErrorCode::NotFound, "Record not found")
 }
@@ -306,7 +312,14 @@ pub(crate) fn store_error(e: StoreError) -> ClientError {
         StoreError::NotFound(_) => not_found(),
         StoreError::Exists(_) => ClientError::new(ErrorCode::Conflict, e.to_string()),
         StoreError::OutOfScope => ClientError::forbidden(e.to_string()),
-        StoreError::Db(_) => {
+        StoreError::Unavailable(_) => {
+            tracing::warn!(cause = %e, "store unavailable");
+            ClientError::new(
+                ErrorCode::Unavailable,
+                "the store is unavailable; retry later",
+            )
+        }
+        StoreError::Storage(_) => {
             tracing::error!(cause = %e, "store failure");
             ClientError::new(ErrorCode::InternalError, "storage error")
         }

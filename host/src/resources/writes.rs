@@ -5,7 +5,7 @@
 use serde_json::{json, Value};
 
 use super::fields::{merge, shown};
-use super::{broadcast_mask, change_event, Resources};
+use super::{broadcast_mask, change_event, store_error, within, Resources};
 use crate::bus::{op_mask, Event, Topic};
 use crate::error::ClientError;
 use crate::policy::{Access, Operation};
@@ -38,9 +38,12 @@ impl Resources {
                 "the record would be outside what you may write",
             ));
         }
-        let r = resource.to_owned();
-        let committed = self.blocking(move |s| s.insert(&r, data)).await?;
-        Ok(shown(self.emit(committed), &grant))
+        let committed = self
+            .store
+            .insert(resource, data)
+            .await
+            .map_err(store_error)?;
+        Ok(shown(self.announce(committed).await, &grant))
     }
 
     /// Updates a record: only one inside the caller's grant (else
@@ -67,15 +70,12 @@ impl Resources {
         self.policy.check_write(access, grant.config, &data)?;
         let data = merge(data, grant.patch.clone());
         self.charge(access, &data)?;
-        let (r, i, scope) = (resource.to_owned(), id.to_owned(), grant.filter.clone());
         let committed = self
-            .blocking(move |s| {
-                s.update(&r, &i, data, |rec| {
-                    scope.as_ref().is_none_or(|f| f.matches(rec))
-                })
-            })
-            .await?;
-        Ok(shown(self.emit(committed), &grant))
+            .store
+            .update(resource, id, data, within(grant.filter.clone()))
+            .await
+            .map_err(store_error)?;
+        Ok(shown(self.announce(committed).await, &grant))
     }
 
     /// Deletes a record inside the caller's grant; returns `{"id": id}`.
@@ -94,13 +94,12 @@ impl Resources {
             .policy
             .resource(access, Operation::Delete, resource, &Value::Null, &payload)
             .await?;
-        let (r, i, scope) = (resource.to_owned(), id.to_owned(), grant.filter);
         let committed = self
-            .blocking(move |s| {
-                s.delete(&r, &i, |rec| scope.as_ref().is_none_or(|f| f.matches(rec)))
-            })
-            .await?;
-        self.emit(committed);
+            .store
+            .delete(resource, id, within(grant.filter))
+            .await
+            .map_err(store_error)?;
+        self.announce(committed).await;
         Ok(json!({"id": id}))
     }
 
@@ -114,10 +113,24 @@ impl Resources {
         id: &str,
     ) -> Result<Value, ClientError> {
         self.policy.roles(access, resource)?;
-        let (r, i) = (resource.to_owned(), id.to_owned());
-        self.blocking(move |s| s.get(&r, &i))
-            .await?
+        self.store
+            .get(resource, id)
+            .await
+            .map_err(store_error)?
             .ok_or_else(super::not_found)
+    }
+
+    /// Announces a committed change: at once on a store of its own; on a
+    /// shared one from the change log, in order with the other nodes'
+    /// changes (the log is read up to this one before replying, so the
+    /// writer's own subscribers see it no later than on redb). Returns the
+    /// committed record, whole.
+    async fn announce(&self, committed: Committed) -> Value {
+        if !self.store.shared() {
+            return self.emit(committed);
+        }
+        self.catch_up(&committed.resource).await;
+        committed.record
     }
 
     /// Publishes a committed change to the resource's subscribers (if the

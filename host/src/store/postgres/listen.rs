@@ -1,0 +1,67 @@
+//! Other nodes' changes: a connection of its own (outside the pool) that
+//! `LISTEN`s on `sb_changes` and forwards each notification's resource
+//! name. After every (re)connect it sends `""` — notifications sent while
+//! it was away are lost, so everything must be re-read — and when the
+//! connection drops (PostgreSQL restarting) it reconnects by itself.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use tokio::sync::mpsc;
+use tokio_postgres::{AsyncMessage, NoTls};
+
+/// Listens until the receiver is gone.
+pub(super) async fn run(config: tokio_postgres::Config, wakeups: mpsc::UnboundedSender<String>) {
+    let mut backoff = Duration::from_millis(100);
+    while !wakeups.is_closed() {
+        match listen(&config, &wakeups).await {
+            Ok(()) => backoff = Duration::from_millis(100),
+            Err(e) => {
+                tracing::warn!(error = %e, "store: change notifications interrupted; reconnecting");
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
+        }
+        tokio::time::sleep(backoff).await;
+    }
+}
+
+/// One connection's worth of notifications.
+async fn listen(
+    config: &tokio_postgres::Config,
+    wakeups: &mpsc::UnboundedSender<String>,
+) -> Result<(), tokio_postgres::Error> {
+    let (client, mut connection) = config.connect(NoTls).await?;
+    let (done_tx, mut done) = tokio::sync::oneshot::channel();
+    let forward = wakeups.clone();
+    let driver = tokio::spawn(async move {
+        let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+        let mut result = Ok(());
+        while let Some(message) = messages.next().await {
+            match message {
+                Ok(AsyncMessage::Notification(n)) => {
+                    if forward.send(n.payload().to_owned()).is_err() {
+                        break;
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        let _ = done_tx.send(());
+        result
+    });
+    let listening = tokio::select! {
+        r = client.batch_execute("LISTEN sb_changes") => r,
+        _ = &mut done => Ok(()),
+    };
+    if listening.is_ok() {
+        // Anything may have changed while nobody listened.
+        let _ = wakeups.send(String::new());
+    }
+    let result = driver.await.unwrap_or(Ok(()));
+    drop(client);
+    listening.and(result)
+}
