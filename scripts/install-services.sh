@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the real engines the tests start on loopback ports in temp
-# directories (never as system services): redis-server (cluster tests).
+# directories (never as system services): redis-server (cluster tests)
+# and PostgreSQL (the shared store's tests and bench).
 # Idempotent: skipped when already there. Needs root (or sudo) for apt-get.
 #
 # usage: scripts/install-services.sh
@@ -8,10 +9,14 @@ set -euo pipefail
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
+report() {
+  echo "services: redis-server $(redis-server --version | awk '{print $3}'), $(ls -d /usr/lib/postgresql/*/bin/postgres | tail -1)"
+}
 missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
+compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || missing+=(postgresql)
 if [ ${#missing[@]} -eq 0 ]; then
-  echo "services: redis-server $(redis-server --version | awk '{print $3}')"
+  report
   exit 0
 fi
 echo "services: apt-get install ${missing[*]}"
@@ -27,4 +32,4 @@ if [ ! -e "$policy" ]; then
 fi
 as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 if $created_policy; then as_root rm -f "$policy"; fi
-echo "services: redis-server $(redis-server --version | awk '{print $3}')"
+report

@@ -9,3 +9,7 @@ if [ -x scripts/build-guests.sh ]; then
 fi
 echo "== cargo test"
 cargo test --workspace --locked
+# The same end-to-end suite with resources on PostgreSQL (one real server,
+# a fresh database per test): both stores must behave alike.
+echo "== cargo test, store on PostgreSQL"
+SB_TEST_STORE=postgres cargo test --locked -p integration-tests --test all

@@ -1,11 +1,14 @@
 //! Inserts per second into a resource with change events fanned out to N
-//! subscribers; the baseline is the same writers with no subscriber.
+//! subscribers, on redb and on PostgreSQL (a local server with durable
+//! commits: fsync and synchronous_commit on); the baselines are redb with
+//! the same subscribers, and the same store with none.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
+use integration_tests::postgres::PgServer;
 use integration_tests::{connect_native, start, test_config};
 use serde_json::json;
 use switchboard::config::ResourceConfig;
@@ -13,13 +16,15 @@ use switchboard::config::ResourceConfig;
 const WRITERS: usize = 8;
 
 struct Row {
+    store: &'static str,
     subscribers: usize,
     inserts_per_sec: f64,
     events_per_sec: f64,
 }
 
-async fn measure(subscribers: usize, duration: Duration) -> Row {
+async fn measure(postgres: Option<&PgServer>, subscribers: usize, duration: Duration) -> Row {
     let mut config = test_config();
+    config.store.url = postgres.map(PgServer::database);
     config.limits.outbound_queue = 1 << 16;
     // Throughput, not the per-identity limits: eight anonymous writers on
     // one address, flat out.
@@ -75,32 +80,50 @@ async fn measure(subscribers: usize, duration: Duration) -> Row {
     server.shutdown();
     let secs = duration.as_secs_f64();
     Row {
+        store: if postgres.is_some() {
+            "PostgreSQL"
+        } else {
+            "redb"
+        },
         subscribers,
         inserts_per_sec: inserts as f64 / secs,
         events_per_sec: events as f64 / secs,
     }
 }
 
-/// Runs the insert benchmark and prints its table.
+/// Runs the insert benchmark on both stores and prints its table.
 pub async fn run(duration: Duration) {
+    let pg = PgServer::start_with(true);
     let mut rows = Vec::new();
     for subscribers in [0, 10, 100, 1000] {
-        rows.push(measure(subscribers, duration).await);
+        rows.push(measure(None, subscribers, duration).await);
+        rows.push(measure(Some(&pg), subscribers, duration).await);
     }
-    let base = rows[0].inserts_per_sec;
     println!(
-        "\n### Inserts with change events ({WRITERS} writers, {} s each, durable redb commits)\n",
+        "\n### Inserts with change events ({WRITERS} writers, {} s each, durable commits: redb, and PostgreSQL on this machine)\n",
         duration.as_secs()
     );
-    println!("| subscribers | inserts/s | events delivered/s | inserts vs 0 subscribers |");
-    println!("|---:|---:|---:|---:|");
-    for r in rows {
+    println!(
+        "| subscribers | store | inserts/s | events delivered/s | vs redb | vs 0 subscribers |"
+    );
+    println!("|---:|---|---:|---:|---:|---:|");
+    for r in &rows {
+        let redb = rows
+            .iter()
+            .find(|b| b.store == "redb" && b.subscribers == r.subscribers)
+            .map_or(1.0, |b| b.inserts_per_sec);
+        let idle = rows
+            .iter()
+            .find(|b| b.store == r.store && b.subscribers == 0)
+            .map_or(1.0, |b| b.inserts_per_sec);
         println!(
-            "| {} | {:.0} | {:.0} | {:.2} |",
+            "| {} | {} | {:.0} | {:.0} | {:.2} | {:.2} |",
             r.subscribers,
+            r.store,
             r.inserts_per_sec,
             r.events_per_sec,
-            r.inserts_per_sec / base
+            r.inserts_per_sec / redb,
+            r.inserts_per_sec / idle
         );
     }
 }

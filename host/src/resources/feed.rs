@@ -60,12 +60,33 @@ impl Resources {
         Ok(())
     }
 
+    /// Announces a change this node just committed: directly when it
+    /// follows the last one announced, else by reading the log up to it.
+    pub(super) async fn announce_written(&self, committed: crate::store::Committed) {
+        let Some(floor) = self.feed.floors.lock().get(&committed.resource).cloned() else {
+            return;
+        };
+        let mut floor = floor.lock().await;
+        if committed.previous == Some(*floor) {
+            *floor = committed.seq;
+            self.emit(committed);
+        } else if committed.seq > *floor {
+            let resource = committed.resource.clone();
+            self.read_on(&resource, &mut floor).await;
+        }
+    }
+
     /// Announces `resource`'s changes after its floor, in order.
     pub(super) async fn catch_up(&self, resource: &str) {
         let Some(floor) = self.feed.floors.lock().get(resource).cloned() else {
             return;
         };
         let mut floor = floor.lock().await;
+        self.read_on(resource, &mut floor).await;
+    }
+
+    /// Reads the log after `floor` and announces it, moving the floor.
+    async fn read_on(&self, resource: &str, floor: &mut u64) {
         loop {
             let (changes, complete) = match self
                 .store

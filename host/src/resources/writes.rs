@@ -129,8 +129,9 @@ impl Resources {
         if !self.store.shared() {
             return self.emit(committed);
         }
-        self.catch_up(&committed.resource).await;
-        committed.record
+        let record = committed.record.clone();
+        self.announce_written(committed).await;
+        record
     }
 
     /// Publishes a committed change to the resource's subscribers (if the

@@ -64,6 +64,10 @@ pub struct Committed {
     pub resource: String,
     /// The record after (before, for deletes).
     pub record: Value,
+    /// For a write just made on a shared store: the `seq` of the
+    /// resource's change before it (so a node that announced up to that
+    /// one can announce this one without reading the log).
+    pub previous: Option<u64>,
 }
 
 /// A record and the sequence number of its last change.

@@ -275,6 +275,7 @@ impl Redb {
                 op,
                 resource: resource.to_owned(),
                 record,
+                previous: None,
             }
         };
         txn.commit()?;
@@ -322,6 +323,7 @@ impl Redb {
                 op: record::op(change["op"].as_str().unwrap_or_default()),
                 resource: resource.to_owned(),
                 record: change["record"].clone(),
+                previous: None,
             });
         }
         Ok((out, complete))

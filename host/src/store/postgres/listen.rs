@@ -1,6 +1,6 @@
 //! Other nodes' changes: a connection of its own (outside the pool) that
-//! `LISTEN`s on `sb_changes` and forwards each notification's resource
-//! name. After every (re)connect it sends `""` — notifications sent while
+//! `LISTEN`s on `sb_changes` and forwards the resource name of each
+//! notification another process sent. After every (re)connect it sends `""` — notifications sent while
 //! it was away are lost, so everything must be re-read — and when the
 //! connection drops (PostgreSQL restarting) it reconnects by itself.
 
@@ -11,10 +11,14 @@ use tokio::sync::mpsc;
 use tokio_postgres::{AsyncMessage, NoTls};
 
 /// Listens until the receiver is gone.
-pub(super) async fn run(config: tokio_postgres::Config, wakeups: mpsc::UnboundedSender<String>) {
+pub(super) async fn run(
+    config: tokio_postgres::Config,
+    instance: String,
+    wakeups: mpsc::UnboundedSender<String>,
+) {
     let mut backoff = Duration::from_millis(100);
     while !wakeups.is_closed() {
-        match listen(&config, &wakeups).await {
+        match listen(&config, &instance, &wakeups).await {
             Ok(()) => backoff = Duration::from_millis(100),
             Err(e) => {
                 tracing::warn!(error = %e, "store: change notifications interrupted; reconnecting");
@@ -28,18 +32,27 @@ pub(super) async fn run(config: tokio_postgres::Config, wakeups: mpsc::Unbounded
 /// One connection's worth of notifications.
 async fn listen(
     config: &tokio_postgres::Config,
+    instance: &str,
     wakeups: &mpsc::UnboundedSender<String>,
 ) -> Result<(), tokio_postgres::Error> {
     let (client, mut connection) = config.connect(NoTls).await?;
     let (done_tx, mut done) = tokio::sync::oneshot::channel();
     let forward = wakeups.clone();
+    let mine = format!("{instance}\n");
     let driver = tokio::spawn(async move {
         let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
         let mut result = Ok(());
         while let Some(message) = messages.next().await {
             match message {
                 Ok(AsyncMessage::Notification(n)) => {
-                    if forward.send(n.payload().to_owned()).is_err() {
+                    // `<instance>\n<resource>`: this process announces its
+                    // own writes as it makes them.
+                    let payload = n.payload();
+                    if payload.starts_with(&mine) {
+                        continue;
+                    }
+                    let resource = payload.split_once('\n').map_or(payload, |(_, r)| r);
+                    if forward.send(resource.to_owned()).is_err() {
                         break;
                     }
                 }

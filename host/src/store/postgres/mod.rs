@@ -30,12 +30,37 @@ const BATCH: i64 = 256;
 /// The change log is trimmed when a write's `seq` is a multiple of this.
 const TRIM_EVERY: i64 = 64;
 
+/// Serializes one resource's writes (and reads of its last `seq`).
+const LOCK: &str = "SELECT pg_advisory_xact_lock(hashtext($1))";
+
+/// One record.
+const READ: &str = "SELECT record FROM sb_records WHERE resource = $1 AND id = $2";
+
+/// Stores a record and its change: $1 resource, $2 id, $3 record, $4 op,
+/// $5 the notification (`<store instance>\n<resource>`). Returns the new
+/// `seq` and the resource's previous one, read after the lock was taken.
+const WRITE: &str = "WITH s AS (SELECT nextval('sb_seq') AS seq),
+    p AS (SELECT coalesce(max(seq), 0) AS prev FROM sb_changes WHERE resource = $1),
+    w AS (INSERT INTO sb_records (resource, id, seq, record) SELECT $1, $2, seq, $3 FROM s
+          ON CONFLICT (resource, id) DO UPDATE SET seq = EXCLUDED.seq, record = EXCLUDED.record),
+    c AS (INSERT INTO sb_changes (seq, resource, op, id, record) SELECT seq, $1, $4, $2, $3 FROM s)
+    SELECT seq, prev, pg_notify('sb_changes', $5)::text FROM s, p";
+
+/// Removes a record and logs its change ($3: the record as it was).
+const REMOVE: &str = "WITH s AS (SELECT nextval('sb_seq') AS seq),
+    p AS (SELECT coalesce(max(seq), 0) AS prev FROM sb_changes WHERE resource = $1),
+    d AS (DELETE FROM sb_records WHERE resource = $1 AND id = $2),
+    c AS (INSERT INTO sb_changes (seq, resource, op, id, record) SELECT seq, $1, $4, $2, $3 FROM s)
+    SELECT seq, prev, pg_notify('sb_changes', $5)::text FROM s, p";
+
 /// A PostgreSQL store.
 pub struct PgStore {
     pool: Pool,
     max_record_bytes: usize,
     retention: i64,
     wakeups: Mutex<Option<mpsc::UnboundedReceiver<String>>>,
+    /// This process's tag in notifications: it skips its own.
+    instance: String,
 }
 
 /// A PostgreSQL error as the store's: connection trouble (the server is
@@ -105,13 +130,15 @@ impl PgStore {
             )));
         }
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(listen::run(pg_for_listen, tx));
+        let instance = uuid::Uuid::new_v4().simple().to_string();
+        tokio::spawn(listen::run(pg_for_listen, instance.clone(), tx));
         tracing::info!(schema = version, "store: PostgreSQL");
         Ok(Self {
             pool,
             max_record_bytes: config.max_record_bytes,
             retention: i64::try_from(config.change_log_retention.max(1)).unwrap_or(i64::MAX),
             wakeups: Mutex::new(Some(rx)),
+            instance,
         })
     }
 
@@ -129,14 +156,11 @@ impl PgStore {
     ) -> Result<Committed, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg_error)?;
-        tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&resource])
-            .await
-            .map_err(pg_error)?;
+        let lock = tx.prepare_cached(LOCK).await.map_err(pg_error)?;
+        tx.execute(&lock, &[&resource]).await.map_err(pg_error)?;
+        let read = tx.prepare_cached(READ).await.map_err(pg_error)?;
         let old: Option<Value> = tx
-            .query_opt(
-                "SELECT record FROM sb_records WHERE resource = $1 AND id = $2",
-                &[&resource, &id],
-            )
+            .query_opt(&read, &[&resource, &id])
             .await
             .map_err(pg_error)?
             .map(|row| row.get(0));
@@ -144,38 +168,19 @@ impl PgStore {
         if let Some(record) = &new {
             record::encode(record, self.max_record_bytes)?;
         }
-        let seq: i64 = tx
-            .query_one("SELECT nextval('sb_seq')", &[])
-            .await
-            .map_err(pg_error)?
-            .get(0);
-        let record = match new {
-            Some(record) => {
-                tx.execute(
-                    "INSERT INTO sb_records (resource, id, seq, record) VALUES ($1, $2, $3, $4)
-                     ON CONFLICT (resource, id) DO UPDATE SET seq = EXCLUDED.seq, record = EXCLUDED.record",
-                    &[&resource, &id, &seq, &record],
-                )
-                .await
-                .map_err(pg_error)?;
-                record
-            }
-            None => {
-                tx.execute(
-                    "DELETE FROM sb_records WHERE resource = $1 AND id = $2",
-                    &[&resource, &id],
-                )
-                .await
-                .map_err(pg_error)?;
-                old.unwrap_or(Value::Null)
-            }
+        // The record, its change-log entry, the sequence number and the
+        // notification in one statement (one round trip under the lock).
+        let (sql, record) = match new {
+            Some(record) => (WRITE, record),
+            None => (REMOVE, old.unwrap_or(Value::Null)),
         };
-        tx.execute(
-            "INSERT INTO sb_changes (seq, resource, op, id, record) VALUES ($1, $2, $3, $4, $5)",
-            &[&seq, &resource, &op, &id, &record],
-        )
-        .await
-        .map_err(pg_error)?;
+        let statement = tx.prepare_cached(sql).await.map_err(pg_error)?;
+        let notice = format!("{}\n{resource}", self.instance);
+        let row = tx
+            .query_one(&statement, &[&resource, &id, &record, &op, &notice])
+            .await
+            .map_err(pg_error)?;
+        let (seq, previous): (i64, i64) = (row.get(0), row.get(1));
         if seq % TRIM_EVERY == 0 && seq > self.retention {
             let cutoff = seq - self.retention;
             tx.execute("DELETE FROM sb_changes WHERE seq <= $1", &[&cutoff])
@@ -188,15 +193,13 @@ impl PgStore {
             .await
             .map_err(pg_error)?;
         }
-        tx.execute("SELECT pg_notify('sb_changes', $1)", &[&resource])
-            .await
-            .map_err(pg_error)?;
         tx.commit().await.map_err(pg_error)?;
         Ok(Committed {
             seq: seq as u64,
             op,
             resource: resource.to_owned(),
             record,
+            previous: Some(previous as u64),
         })
     }
 }
@@ -211,11 +214,9 @@ impl Store for PgStore {
     fn get<'a>(&'a self, resource: &'a str, id: &'a str) -> StoreFuture<'a, Option<Value>> {
         Box::pin(async move {
             let client = self.client().await?;
+            let read = client.prepare_cached(READ).await.map_err(pg_error)?;
             let row = client
-                .query_opt(
-                    "SELECT record FROM sb_records WHERE resource = $1 AND id = $2",
-                    &[&resource, &id],
-                )
+                .query_opt(&read, &[&resource, &id])
                 .await
                 .map_err(pg_error)?;
             Ok(row.map(|r| r.get(0)))
@@ -232,16 +233,19 @@ impl Store for PgStore {
     ) -> StoreFuture<'a, (Vec<Stored>, bool)> {
         Box::pin(async move {
             let client = self.client().await?;
+            let page = client
+                .prepare_cached(
+                    "SELECT id, seq, record FROM sb_records WHERE resource = $1 AND id > $2
+                     ORDER BY id LIMIT $3",
+                )
+                .await
+                .map_err(pg_error)?;
             let mut after = cursor.unwrap_or_default().to_owned();
             let mut out = Vec::new();
             let mut bytes = 0;
             loop {
                 let rows = client
-                    .query(
-                        "SELECT id, seq, record FROM sb_records WHERE resource = $1 AND id > $2
-                         ORDER BY id LIMIT $3",
-                        &[&resource, &after, &BATCH],
-                    )
+                    .query(&page, &[&resource, &after, &BATCH])
                     .await
                     .map_err(pg_error)?;
                 let last_batch = (rows.len() as i64) < BATCH;
@@ -317,8 +321,19 @@ impl Store for PgStore {
     ) -> StoreFuture<'a, (Vec<Committed>, bool)> {
         Box::pin(async move {
             let client = self.client().await?;
+            let horizon = client
+                .prepare_cached("SELECT value FROM sb_meta WHERE key = 'trimmed_upto'")
+                .await
+                .map_err(pg_error)?;
+            let page = client
+                .prepare_cached(
+                    "SELECT seq, op, record FROM sb_changes WHERE resource = $1 AND seq > $2
+                     ORDER BY seq LIMIT $3",
+                )
+                .await
+                .map_err(pg_error)?;
             let trimmed: i64 = client
-                .query_one("SELECT value FROM sb_meta WHERE key = 'trimmed_upto'", &[])
+                .query_one(&horizon, &[])
                 .await
                 .map_err(pg_error)?
                 .get(0);
@@ -328,11 +343,7 @@ impl Store for PgStore {
             let mut bytes = 0;
             loop {
                 let rows = client
-                    .query(
-                        "SELECT seq, op, record FROM sb_changes WHERE resource = $1 AND seq > $2
-                         ORDER BY seq LIMIT $3",
-                        &[&resource, &after, &BATCH],
-                    )
+                    .query(&page, &[&resource, &after, &BATCH])
                     .await
                     .map_err(pg_error)?;
                 let last_batch = (rows.len() as i64) < BATCH;
@@ -352,6 +363,7 @@ impl Store for PgStore {
                         op: record::op(&op),
                         resource: resource.to_owned(),
                         record,
+                        previous: None,
                     });
                 }
                 if last_batch {
@@ -367,9 +379,8 @@ impl Store for PgStore {
         Box::pin(async move {
             let mut client = self.client().await?;
             let tx = client.transaction().await.map_err(pg_error)?;
-            tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&resource])
-                .await
-                .map_err(pg_error)?;
+            let lock = tx.prepare_cached(LOCK).await.map_err(pg_error)?;
+            tx.execute(&lock, &[&resource]).await.map_err(pg_error)?;
             let row = tx
                 .query_one("SELECT last_value, is_called FROM sb_seq", &[])
                 .await
