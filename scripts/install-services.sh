@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the real engines the tests start on loopback ports in temp
 # directories (never as system services): redis-server (cluster tests)
-# and PostgreSQL (the shared store's tests and bench).
+# and PostgreSQL (the shared store's tests and bench), plus Debian's
+# Chromium, which drives the client SDK's and the console's browser tests.
 # Idempotent: skipped when already there. Needs root (or sudo) for apt-get.
 #
 # usage: scripts/install-services.sh
@@ -10,11 +11,12 @@ set -euo pipefail
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 report() {
-  echo "services: redis-server $(redis-server --version | awk '{print $3}'), $(ls -d /usr/lib/postgresql/*/bin/postgres | tail -1)"
+  echo "services: redis-server $(redis-server --version | awk '{print $3}'), $(ls -d /usr/lib/postgresql/*/bin/postgres | tail -1), $(chromium --version 2>/dev/null | head -1)"
 }
 missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
 compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || missing+=(postgresql)
+command -v chromium >/dev/null || missing+=(chromium)
 if [ ${#missing[@]} -eq 0 ]; then
   report
   exit 0

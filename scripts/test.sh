@@ -7,6 +7,12 @@ if [ -x scripts/build-guests.sh ]; then
   echo "== building guest components"
   bash scripts/build-guests.sh
 fi
+# The JS client's test dependency (playwright-core, which drives Debian's
+# Chromium), pinned by clients/js/package-lock.json.
+if [ ! -d clients/js/node_modules/playwright-core ]; then
+  echo "== npm ci (clients/js)"
+  npm ci --prefix clients/js --no-audit --no-fund
+fi
 echo "== cargo test"
 cargo test --workspace --locked
 # The same end-to-end suite with resources on PostgreSQL (one real server,

@@ -203,6 +203,8 @@ fn spawn_pruner(app: &Arc<App>) {
 pub struct Server {
     /// The bound address (useful with port 0).
     pub addr: SocketAddr,
+    /// The extra listeners' bound addresses, in configuration order.
+    pub listeners: Vec<SocketAddr>,
     /// Its shared state.
     pub app: Arc<App>,
     task: JoinHandle<std::io::Result<()>>,
@@ -234,7 +236,24 @@ impl Server {
         let router = crate::gateway::router(app.clone());
         let task = tokio::spawn(crate::gateway::serve(listener, router, app.clone()));
         tracing::info!(%addr, "listening");
-        Ok(Self { addr, app, task })
+        let mut listeners = Vec::new();
+        for extra in &app.config.listeners {
+            let listener = bind(extra.listen).map_err(|source| StartError::Bind {
+                addr: extra.listen,
+                source,
+            })?;
+            let bound = listener.local_addr()?;
+            let router = crate::gateway::dialect_router(app.clone(), extra.dialect);
+            tokio::spawn(crate::gateway::serve(listener, router, app.clone()));
+            tracing::info!(addr = %bound, dialect = ?extra.dialect, "listening");
+            listeners.push(bound);
+        }
+        Ok(Self {
+            addr,
+            listeners,
+            app,
+            task,
+        })
     }
 
     /// Starts shutting down: stop accepting, close every socket with 1001.

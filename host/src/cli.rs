@@ -108,6 +108,9 @@ async fn run(setup: impl FnOnce(&crate::app::App)) -> anyhow::Result<()> {
             let server = Server::start(config).await?;
             setup(&server.app);
             println!("switchboard listening on ws://{}", server.addr);
+            for (extra, addr) in server.app.config.listeners.iter().zip(&server.listeners) {
+                println!("  {:?} at every path of ws://{addr}", extra.dialect);
+            }
             let app = server.app.clone();
             tokio::spawn(async move {
                 crate::shutdown::signal().await;

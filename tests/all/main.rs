@@ -1,5 +1,6 @@
 //! End-to-end tests: one module per area, all over real sockets.
 
+mod api;
 mod auth;
 mod authz;
 mod channels;
@@ -12,11 +13,13 @@ mod history;
 mod hostile;
 mod http;
 mod limits;
+mod listeners;
 mod presence;
 mod providers;
 mod reload;
 mod resources;
 mod sandbox;
+mod sdk;
 mod shared_store;
 mod sockets;
 mod tokens;

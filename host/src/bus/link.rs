@@ -58,6 +58,18 @@ pub enum Forward {
         /// Joined (or updated) or left.
         present: bool,
     },
+    /// Close these users' connections and these connections (an
+    /// operator's disconnect), wherever they are.
+    Disconnect {
+        /// The users.
+        users: Vec<String>,
+        /// The connections (their ids say which node holds them).
+        clients: Vec<String>,
+        /// The close code.
+        code: u16,
+        /// The close reason.
+        reason: String,
+    },
     /// A user's first connection arrived here, or its last one left.
     User {
         /// The user.
@@ -156,6 +168,17 @@ pub enum Remote {
         clients: Vec<String>,
         /// The event.
         event: Event,
+    },
+    /// Close these users' and these connections here.
+    Disconnect {
+        /// The users.
+        users: Vec<String>,
+        /// The connections.
+        clients: Vec<String>,
+        /// The close code.
+        code: u16,
+        /// The close reason.
+        reason: String,
     },
 }
 

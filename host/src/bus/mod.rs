@@ -6,6 +6,7 @@
 //! full is a slow consumer and gets disconnected, so it cannot hold up the
 //! publisher or anyone else.
 
+mod admin;
 mod envelope;
 mod filter;
 pub mod history;
@@ -24,6 +25,7 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 use serde_json::Value;
 
+pub use admin::ConnectionInfo;
 pub use envelope::{
     json_len, Change, Envelope, Event, Member, Origin, Position, PresenceKind, DIALECTS,
 };
@@ -60,6 +62,8 @@ pub struct Registration {
 
 struct ClientEntry {
     id: Arc<str>,
+    /// What it speaks (a dialect's name, or `socket`), for operators.
+    label: &'static str,
     tx: Outlet,
     user_id: Option<String>,
     kill: Arc<Kill>,
@@ -110,7 +114,7 @@ impl Bus {
     /// Registers a connection with a fresh id (jac-cloud's
     /// `<unix secs>:<hex>` form, unique across restarts), whose hex starts
     /// with this node's short id so a send from another node finds it.
-    pub fn register(&self, user_id: Option<String>) -> Registration {
+    pub fn register(&self, user_id: Option<String>, label: &'static str) -> Registration {
         let random = uuid::Uuid::new_v4().simple().to_string();
         let id: Arc<str> = format!(
             "{}:{}{}",
@@ -130,6 +134,7 @@ impl Bus {
             id.clone(),
             ClientEntry {
                 id: id.clone(),
+                label,
                 tx,
                 user_id,
                 kill: kill.clone(),

@@ -71,6 +71,11 @@ pub(super) fn queue(frames: usize, bytes: usize) -> (Outlet, Inbox) {
 }
 
 impl Outlet {
+    /// Bytes queued now (waiting for the client).
+    pub(super) fn queued_bytes(&self) -> usize {
+        self.queued.load(Ordering::Acquire)
+    }
+
     /// Queues `out` without waiting. One event larger than the whole byte
     /// bound still goes to a client that is not behind at all.
     pub(super) fn offer(&self, out: Outbound) -> Result<(), Refused> {

@@ -56,6 +56,10 @@ impl Bus {
                 let ids: Vec<&str> = clients.iter().map(String::as_str).collect();
                 self.clients_local(&state, &ids, &Envelope::new(event))
             }
+            disconnect @ Remote::Disconnect { .. } => {
+                drop(state);
+                self.remote_disconnect(disconnect)
+            }
         }
     }
 
@@ -134,6 +138,7 @@ mod tests {
                     channel, present, ..
                 } => format!("member {channel} {present}"),
                 Forward::User { user, here } => format!("user {user} {here}"),
+                Forward::Disconnect { users, .. } => format!("disconnect {}", users.join(",")),
             };
             self.0.lock().push(line);
         }
@@ -182,8 +187,8 @@ mod tests {
     #[test]
     fn the_link_hears_first_and_last_interest_users_and_members() {
         let (bus, link) = bus();
-        let a = bus.register(Some("ann".into()));
-        let b = bus.register(Some("ann".into()));
+        let a = bus.register(Some("ann".into()), "native");
+        let b = bus.register(Some("ann".into()), "native");
         assert!(a.id.contains(":0000aaaa"), "ids carry the node: {}", a.id);
         assert_eq!(take(&link), ["user ann true"], "the first connection only");
         bus.subscribe(&a.id, &Topic::channel("c"), None)
@@ -226,7 +231,7 @@ mod tests {
     #[test]
     fn publishes_and_sends_go_out_and_remote_ones_are_delivered_here() {
         let (bus, link) = bus();
-        let mut sub = bus.register(None);
+        let mut sub = bus.register(None, "native");
         bus.subscribe(
             &sub.id,
             &Topic::channel("c"),

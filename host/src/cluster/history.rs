@@ -196,8 +196,11 @@ fn recovery(
             continue;
         };
         first.get_or_insert(offset);
+        let Some(event) = event.into_event() else {
+            continue;
+        };
         missed.push(with_position(
-            event.into_event(),
+            event,
             Position {
                 offset,
                 epoch: epoch.clone(),

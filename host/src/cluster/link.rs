@@ -46,7 +46,10 @@ impl Link for Cluster {
                 // bus's state when the worker catches up (a resync).
                 if !matches!(
                     forward,
-                    Forward::Publish { .. } | Forward::Users { .. } | Forward::Clients { .. }
+                    Forward::Publish { .. }
+                        | Forward::Users { .. }
+                        | Forward::Clients { .. }
+                        | Forward::Disconnect { .. }
                 ) {
                     self.resync.notify_one();
                 }

@@ -190,6 +190,14 @@ impl Cluster {
         &self.name
     }
 
+    /// The cluster's live nodes (short ids), when Redis answers.
+    pub async fn nodes(&self) -> Vec<String> {
+        use fred::prelude::SetsInterface;
+        let mut nodes: Vec<String> = self.client.smembers(keys::NODES).await.unwrap_or_default();
+        nodes.sort();
+        nodes
+    }
+
     /// The node's state for `/readyz`.
     pub fn status(&self) -> Value {
         serde_json::json!({

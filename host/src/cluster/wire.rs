@@ -71,6 +71,11 @@ pub(super) enum WireEvent {
         join: bool,
         member: WireMember,
     },
+    /// Not an event: an operator's disconnect of the packet's targets.
+    Disconnect {
+        code: u16,
+        reason: String,
+    },
 }
 
 fn origin(o: &Origin) -> WireOrigin {
@@ -148,9 +153,9 @@ impl WireEvent {
         })
     }
 
-    /// The event delivered.
-    pub(super) fn into_event(self) -> Event {
-        match self {
+    /// The event delivered (none for a disconnect).
+    pub(super) fn into_event(self) -> Option<Event> {
+        Some(match self {
             WireEvent::Message {
                 channel,
                 from,
@@ -184,7 +189,8 @@ impl WireEvent {
                 },
                 member: member.into(),
             },
-        }
+            WireEvent::Disconnect { .. } => return None,
+        })
     }
 }
 
@@ -278,7 +284,7 @@ mod tests {
             let packet = Packet::new("n1", &event).expect("travels");
             let back = Packet::decode(packet.encode().as_bytes()).expect("decodes");
             assert_eq!(back.n, "n1");
-            assert_eq!(back.e.into_event(), event);
+            assert_eq!(back.e.into_event(), Some(event));
         }
         let kept = decode_member(encode_member(&member).as_bytes()).expect("member");
         assert_eq!(kept, member);

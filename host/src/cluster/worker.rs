@@ -9,7 +9,7 @@ use fred::prelude::{EventInterface, HashesInterface, PubsubInterface, SetsInterf
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::wire::{self, Packet};
+use super::wire::{self, Packet, WireEvent};
 use super::{keys, nodes, Cluster, Job};
 use crate::bus::link::{node_of, Forward, Link, Remote};
 use crate::bus::Bus;
@@ -159,6 +159,39 @@ async fn pipeline(cluster: &Cluster, forwards: &[Forward]) -> Result<(), fred::p
                 let () = pipe.srem(keys::user(user), me).await?;
                 let () = pipe.srem(keys::node_users(me), user.clone()).await?;
             }
+            Forward::Disconnect {
+                users,
+                clients,
+                code,
+                reason,
+            } => {
+                let mut by_node: BTreeMap<&str, (Vec<String>, Vec<String>)> = BTreeMap::new();
+                for user in users {
+                    for node in nodes_of.get(user).into_iter().flatten() {
+                        if node != me {
+                            by_node.entry(node).or_default().0.push(user.clone());
+                        }
+                    }
+                }
+                for client in clients {
+                    if let Some(node) = node_of(client) {
+                        by_node.entry(node).or_default().1.push(client.clone());
+                    }
+                }
+                for (node, (u, c)) in by_node {
+                    let packet = Packet {
+                        n: me.to_owned(),
+                        u,
+                        c,
+                        e: WireEvent::Disconnect {
+                            code: *code,
+                            reason: reason.clone(),
+                        },
+                    };
+                    let () = pipe.spublish(keys::inbox(node), packet.encode()).await?;
+                    sent += 1;
+                }
+            }
             Forward::Interest { .. } => {}
         }
     }
@@ -179,7 +212,7 @@ async fn user_nodes(
     let users: BTreeSet<&String> = forwards
         .iter()
         .filter_map(|f| match f {
-            Forward::Users { users, .. } => Some(users),
+            Forward::Users { users, .. } | Forward::Disconnect { users, .. } => Some(users),
             _ => None,
         })
         .flatten()
@@ -262,7 +295,18 @@ pub(super) async fn receive(cluster: Arc<Cluster>, bus: Arc<Bus>, shutdown: Canc
             continue;
         }
         cluster.metrics.cluster_events("received", 1);
-        let event = packet.e.into_event();
+        if let WireEvent::Disconnect { code, reason } = packet.e {
+            bus.remote(Remote::Disconnect {
+                users: packet.u,
+                clients: packet.c,
+                code,
+                reason,
+            });
+            continue;
+        }
+        let Some(event) = packet.e.into_event() else {
+            continue;
+        };
         let remote = match keys::channel_name(&message.channel) {
             Some(channel) => Remote::Publish {
                 channel: channel.to_owned(),

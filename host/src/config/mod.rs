@@ -64,6 +64,55 @@ pub struct Config {
     /// Per-channel options by pattern (`"chat:*"`: a prefix, `"*"`: every
     /// channel, otherwise an exact name; the longest pattern wins).
     pub channels: BTreeMap<String, ChannelOptions>,
+    /// Extra listeners, each serving one dialect at every path (a seed's
+    /// client that connects to the root of its own port).
+    pub listeners: Vec<ListenerConfig>,
+    /// The server HTTP API (`/api/*`) and the console.
+    pub api: ApiConfig,
+}
+
+/// Who may use the server HTTP API and the console.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Roles allowed (any of them); an API key or token with none of them
+    /// is refused with FORBIDDEN.
+    pub roles: Vec<String>,
+    /// Serve the web console at `/console`.
+    pub console: bool,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            roles: vec!["admin".into()],
+            console: true,
+        }
+    }
+}
+
+/// One extra listener (`[[listeners]]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerConfig {
+    /// Where (port 0 picks a free one).
+    pub listen: SocketAddr,
+    /// What it speaks, at every path.
+    pub dialect: DialectName,
+}
+
+/// The dialects a listener may serve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DialectName {
+    /// s3db.js / the native protocol.
+    Native,
+    /// Daptin.
+    Daptin,
+    /// jac-cloud.
+    Jac,
+    /// rtbdp.
+    Rtbdp,
 }
 
 impl Default for Config {
@@ -78,6 +127,8 @@ impl Default for Config {
             paths: PathsConfig::default(),
             cluster: ClusterConfig::default(),
             channels: BTreeMap::new(),
+            listeners: Vec::new(),
+            api: ApiConfig::default(),
         }
     }
 }
@@ -189,11 +240,14 @@ impl Config {
             let ok = path.starts_with('/')
                 && path.len() > 1
                 && !path.contains(['{', '}', '*', ' ', '?', '#'])
-                && !["/healthz", "/readyz", "/metrics"].contains(&path.as_str())
-                && !path.starts_with("/walker/");
+                && !["/healthz", "/readyz", "/metrics", "/api", "/console"]
+                    .contains(&path.as_str())
+                && !path.starts_with("/walker/")
+                && !path.starts_with("/api/")
+                && !path.starts_with("/console/");
             if !ok {
                 return Err(ConfigError::Value(format!(
-                    "paths.{name} = `{path}`: use an absolute path other than /, /healthz, /readyz, /metrics, /walker/*"
+                    "paths.{name} = `{path}`: use an absolute path other than /, /healthz, /readyz, /metrics, /walker/*, /api/*, /console"
                 )));
             }
             if let Some((other, _)) = paths[..i].iter().find(|(_, q)| q == path) {
@@ -207,6 +261,17 @@ impl Config {
                 return Err(ConfigError::Value(format!(
                     "auth provider {}: give `jwks_url`, or `issuer` for OIDC discovery",
                     i + 1
+                )));
+            }
+        }
+        for (i, l) in self.listeners.iter().enumerate() {
+            let clash = l.listen.port() != 0
+                && (l.listen == self.listen
+                    || self.listeners[..i].iter().any(|o| o.listen == l.listen));
+            if clash {
+                return Err(ConfigError::Value(format!(
+                    "listeners[{i}].listen = {}: already used by another listener",
+                    l.listen
                 )));
             }
         }

@@ -156,7 +156,9 @@ pub(super) async fn scripted(
     let socket_path = path.clone();
     let serve: Serve = Box::new(move |socket, app, connected| {
         Box::pin(async move {
-            let registration = app.bus.register(connected.identity.user_id.clone());
+            let registration = app
+                .bus
+                .register(connected.identity.user_id.clone(), "socket");
             let handler = session::ScriptedSocket::new(
                 registration.id.clone(),
                 app.clone(),

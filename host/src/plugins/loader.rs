@@ -51,7 +51,9 @@ pub enum LoadError {
 }
 
 /// Paths plugins may not script, because the host serves them.
-const RESERVED: [&str; 5] = ["/", "/healthz", "/readyz", "/metrics", "/walker"];
+const RESERVED: [&str; 7] = [
+    "/", "/healthz", "/readyz", "/metrics", "/walker", "/api", "/console",
+];
 
 /// One version of a plugin file, as read from disk.
 pub(crate) struct FileVersion<'a> {
@@ -173,7 +175,9 @@ fn validate(m: &super::bindings::types::Manifest) -> Result<(), LoadError> {
         if !s.starts_with('/') || s.contains(char::is_whitespace) {
             return bad(format!("socket path `{s}` must start with `/`"));
         }
-        if RESERVED.iter().any(|r| s == r || s.starts_with("/walker/")) {
+        let under = |prefix: &str| s.starts_with(&format!("{prefix}/"));
+        if RESERVED.iter().any(|r| s == r) || under("/walker") || under("/api") || under("/console")
+        {
             return bad(format!("socket path `{s}` is reserved by the host"));
         }
     }

@@ -163,7 +163,9 @@ pub async fn serve_socket(
     dialect: &'static dyn Dialect,
     connected: Connected,
 ) {
-    let registration = app.bus.register(connected.identity.user_id.clone());
+    let registration = app
+        .bus
+        .register(connected.identity.user_id.clone(), dialect.name());
     let session = Session::new(app.clone(), dialect, registration.id.clone(), connected);
     let (sink, stream) = socket.split();
     run(sink, stream, app, registration, session).await;

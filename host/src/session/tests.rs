@@ -60,7 +60,7 @@ fn start(
     Arc<str>,
 ) {
     let (to_loop, reader, writer, from_loop) = socket();
-    let registration = app.bus.register(identity.user_id.clone());
+    let registration = app.bus.register(identity.user_id.clone(), "native");
     let id = registration.id.clone();
     let connected = Connected {
         identity,

@@ -113,6 +113,14 @@ async fn a_killed_nodes_members_leave_every_list_within_the_timeout() {
     watcher
         .request(json!({"type": "subscribe", "channel": "room"}), "s")
         .await;
+    // The survivor hears the room once its Redis subscription holds, and
+    // the doomed process publishes once its own link is up.
+    settle(&[&survivor]).await;
+    let doomed_addr = doomed.addr;
+    eventually("the doomed node is ready", || async move {
+        http_get(doomed_addr, "/readyz").await.0 == 200
+    })
+    .await;
     let bob = token("bob", None, json!({}));
     let (mut member, _) = connect_native(doomed.addr, &format!("?token={bob}")).await;
     member
