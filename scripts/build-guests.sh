@@ -2,6 +2,8 @@
 # Builds every guest component from source:
 #   plugins/<crate>/          -> plugins/<crate>.wasm         (Rust examples; every crate there)
 #   plugins/py-echo/app.py    -> plugins/py-echo.wasm         (Python, componentize-py)
+#   plugins/js-echo/app.js    -> plugins/js-echo.wasm         (JavaScript, componentize-js from npm)
+#   plugins/c-echo/app.c      -> plugins/c-echo.wasm          (C, wit-bindgen c + clang-19 + wasi-libc)
 #   tests/fixtures/<crate>/   -> target/guests/<crate>.wasm   (sandbox fixtures)
 #   tests/fixtures/counter    -> target/guests/counter-v{1,2}.wasm (hot-reload fixture, built twice)
 #   (garbage bytes)           -> target/guests/broken.wasm    (the "bad upgrade")
@@ -30,7 +32,7 @@ for var in $(compgen -e); do
   esac
 done
 
-bash scripts/install-guest-toolchain.sh --no-apt
+bash scripts/install-guest-toolchain.sh
 export PATH="$PATH:${CARGO_HOME:-$HOME/.cargo}/bin"
 py=${PYTHON:-python3}
 
@@ -99,6 +101,31 @@ if [ ! -f "$py_out" ] || [ plugins/py-echo/app.py -nt "$py_out" ] || [ wit/plugi
     -d wit -w plugin componentize --stub-wasi -p plugins/py-echo app -o "$work/py-echo.wasm" >/dev/null
   place "$work/py-echo.wasm" "$py_out"
   touch "$py_out" # newer than its sources even when the bytes did not change
+fi
+
+step "building plugins/js-echo (JavaScript, componentize-js)"
+js_out=plugins/js-echo.wasm
+if [ ! -f "$js_out" ] || [ plugins/js-echo/app.js -nt "$js_out" ] || [ wit/plugin.wit -nt "$js_out" ] ||
+  [ plugins/js-echo/package-lock.json -nt "$js_out" ]; then
+  [ -d plugins/js-echo/node_modules/@bytecodealliance/componentize-js ] ||
+    npm ci --prefix plugins/js-echo --no-audit --no-fund --loglevel=error
+  # No WASI at all: the script needs no clock, random, stdio or http.
+  (cd plugins/js-echo && npx --no-install componentize-js app.js --wit ../../wit --world-name plugin \
+    --disable stdio random clocks http fetch-event -o "$work/js-echo.wasm" >/dev/null)
+  place "$work/js-echo.wasm" "$js_out"
+  touch "$js_out"
+fi
+
+step "building plugins/c-echo (C, wit-bindgen c + clang + wasi-libc)"
+c_out=plugins/c-echo.wasm
+if [ ! -f "$c_out" ] || [ plugins/c-echo/app.c -nt "$c_out" ] || [ wit/plugin.wit -nt "$c_out" ]; then
+  rm -rf "$work/c-gen" && wit-bindgen c wit --world plugin --out-dir "$work/c-gen" >/dev/null 2>&1
+  # The reactor start of wasi-libc: no main. Nothing linked needs WASI,
+  # so the component imports only the host interface.
+  clang-19 --target=wasm32-wasi -O2 -Wall -Werror -mexec-model=reactor -I "$work/c-gen" \
+    plugins/c-echo/app.c "$work/c-gen/plugin.c" "$work/c-gen/plugin_component_type.o" -o "$work/c-echo.core.wasm"
+  componentize "$work/c-echo.core.wasm" "$c_out"
+  touch "$c_out"
 fi
 
 step "validating"

@@ -5,6 +5,12 @@
 #     wasm target here) and lld-19 (wasm-ld-19)            [apt, needs root]
 #   - wasm-tools (crates.io, built with rustup's cargo)
 #   - componentize-py 0.25.1 (PyPI), for the Python example
+#   - clang-19, wasi-libc and wasm32 compiler-rt (Debian) and wit-bindgen
+#     0.46.0 (crates.io), for the C example and `plugin new --lang c`
+#   - rustup's wasm32-wasip2 target when rustup can add it, for
+#     `switchboard plugin build` of Rust plugins outside this repository
+#   (JavaScript needs only Node.js and npm: componentize-js is pinned in
+#   each plugin's package.json and installed by npm ci.)
 # Idempotent: each step is skipped when its tool is already there.
 #
 # usage: scripts/install-guest-toolchain.sh [--no-apt]
@@ -17,6 +23,7 @@ no_apt=false
 
 wasm_tools_version=1.263.0   # rust-version 1.88: builds with rustup's 1.95
 componentize_py_version=0.25.1
+wit_bindgen_version=0.46.0   # the guest SDK's wit-bindgen
 py=${PYTHON:-python3}
 cargo_bin=${CARGO_HOME:-$HOME/.cargo}/bin
 export PATH="$PATH:$cargo_bin"
@@ -41,18 +48,47 @@ if ! debian_ok; then
   debian_ok || { echo "toolchain: rustc-web is older than 1.96 or incomplete" >&2; exit 1; }
 fi
 
-# 2. wasm-tools, only when missing (any version turns modules into components).
-if ! command -v wasm-tools >/dev/null; then
-  echo "toolchain: cargo install wasm-tools $wasm_tools_version"
-  # rustup's cargo builds host tools; Debian's is only for wasm guests.
+# 1b. The C toolchain: clang for wasm32 with wasi-libc.
+c_ok() { command -v clang-19 >/dev/null && [ -f /usr/lib/wasm32-wasi/libc.a ] &&
+  compgen -G '/usr/lib/llvm-19/lib/clang/19/lib/wasi/libclang_rt.builtins-wasm32.a' >/dev/null; }
+if ! c_ok; then
+  if $no_apt; then
+    echo "toolchain: clang-19, wasi-libc or libclang-rt-19-dev-wasm32 is missing;" >&2
+    echo "           run scripts/install-guest-toolchain.sh (uses apt-get)" >&2
+    exit 1
+  fi
+  echo "toolchain: apt-get install clang-19 wasi-libc libclang-rt-19-dev-wasm32"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    clang-19 wasi-libc libclang-rt-19-dev-wasm32 >/dev/null
+fi
+
+# 2. wasm-tools and wit-bindgen, only when missing (built with rustup's
+#    cargo; Debian's is only for wasm guests).
+host_install() { # crate version [cargo install args...]
+  local crate=$1 version=$2; shift 2
+  echo "toolchain: cargo install $crate $version (a few minutes, once)"
   host_cargo=$cargo_bin/cargo
   [ -x "$host_cargo" ] || host_cargo=$(command -v cargo)
   # An outer cargo's settings must not redirect or alter this install.
   (unset CARGO_TARGET_DIR CARGO_BUILD_TARGET CARGO_BUILD_TARGET_DIR RUSTC RUSTC_WRAPPER \
      RUSTC_WORKSPACE_WRAPPER RUSTFLAGS CARGO_ENCODED_RUSTFLAGS CARGO_BUILD_RUSTFLAGS \
      CARGO_MAKEFLAGS MAKEFLAGS MFLAGS RUSTC_BOOTSTRAP
-   "$host_cargo" install --quiet --locked wasm-tools --version "$wasm_tools_version" \
-     --no-default-features --features component,validate)
+   "$host_cargo" install --quiet --locked "$crate" --version "$version" "$@")
+}
+command -v wasm-tools >/dev/null ||
+  host_install wasm-tools "$wasm_tools_version" --no-default-features --features component,validate
+[ "$(wit-bindgen --version 2>/dev/null | awk '{print $2}')" = "$wit_bindgen_version" ] ||
+  host_install wit-bindgen-cli "$wit_bindgen_version"
+
+# 2b. rustup's wasm32-wasip2, when rustup can add it (it needs the Rust
+#     distribution server; where that is out of reach, Debian's rustc-web
+#     above builds Rust guests instead).
+if command -v rustup >/dev/null && ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
+  if timeout 300 rustup target add wasm32-wasip2 >/dev/null 2>&1; then
+    echo "toolchain: rustup target add wasm32-wasip2"
+  else
+    echo "toolchain: rustup cannot add wasm32-wasip2 here; Rust plugins build with Debian's rustc-web"
+  fi
 fi
 
 # 3. componentize-py, pinned: its output embeds its own CPython build.
@@ -72,4 +108,4 @@ if ! py_has_componentize; then
   py_has_componentize
 fi
 
-echo "toolchain: ready ($(/usr/bin/rustc --version | awk '{print "rustc", $2}'), $(wasm-tools --version | awk '{print "wasm-tools", $2}'), componentize-py $componentize_py_version)"
+echo "toolchain: ready ($(/usr/bin/rustc --version | awk '{print "rustc", $2}'), $(wasm-tools --version | awk '{print "wasm-tools", $2}'), componentize-py $componentize_py_version, $(wit-bindgen --version | awk '{print "wit-bindgen", $2}'), clang-19, node $(node --version))"

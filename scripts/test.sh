@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# The project's test command (README "Run the tests"): builds the guest
-# components from source, then runs every test in the workspace.
+# The project's test command (README "Run the tests"): installs what the
+# tests need when it is missing (services, Chromium, toolchains, npm
+# packages), builds the guest components from source, then runs every
+# test in the workspace — twice for the end-to-end suite, once per store.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+echo "== test services (redis-server, postgresql, chromium)"
+bash scripts/install-services.sh
 if [ -x scripts/build-guests.sh ]; then
   echo "== building guest components"
   bash scripts/build-guests.sh

@@ -1,5 +1,6 @@
 //! The `switchboard` command line: `serve` runs the server, `token` mints
-//! a development token with the configured secret. Lives in the library so
+//! a development token with the configured secret, `plugin new` / `plugin
+//! build` scaffold and build plugins. Lives in the library so
 //! the test package can build the very same command as its own binary.
 
 use std::path::PathBuf;
@@ -52,6 +53,62 @@ enum Command {
         #[arg(long = "claim", value_parser = parse_claim)]
         claims: Vec<(String, Value)>,
     },
+    /// Make and build plugins.
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// Write a ready plugin folder: a manifest, one walker, one guard, the
+    /// WIT and a README.
+    New {
+        /// The plugin's name (lowercase letters, digits, `-`); the walker is
+        /// named the same with `_` for `-`.
+        name: String,
+        /// The language.
+        #[arg(long, value_enum)]
+        lang: crate::scaffold::Lang,
+        /// Where to put it (default: `./<name>`).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Build a plugin folder into `<plugins dir>/<name>.wasm` with its
+    /// language's toolchain; a running server loads it without a restart.
+    Build {
+        /// The plugin folder (default: the current directory).
+        dir: Option<PathBuf>,
+        /// Where to write the component (default: `plugins.dir` from the
+        /// configuration, `plugins/` without one).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+fn plugin(command: PluginCommand, config: &Config) -> anyhow::Result<()> {
+    match command {
+        PluginCommand::New { name, lang, dir } => {
+            let dir = dir.unwrap_or_else(|| PathBuf::from(&name));
+            let files = crate::scaffold::new(&dir, &name, lang)?;
+            for file in &files {
+                println!("  wrote {}", file.display());
+            }
+            println!(
+                "next: switchboard plugin build {} --out {}",
+                dir.display(),
+                config.plugins.dir.display()
+            );
+        }
+        PluginCommand::Build { dir, out } => {
+            let dir = dir.unwrap_or_else(|| PathBuf::from("."));
+            let out = out.unwrap_or_else(|| config.plugins.dir.clone());
+            let wasm = crate::scaffold::build::build(&dir, &out)?;
+            println!("{}", wasm.display());
+        }
+    }
+    Ok(())
 }
 
 fn parse_claim(raw: &str) -> Result<(String, Value), String> {
@@ -134,6 +191,7 @@ async fn run(setup: impl FnOnce(&crate::app::App)) -> anyhow::Result<()> {
             let token = crate::auth::mint_token(&secret, &sub, role.as_deref(), ttl, extra)?;
             println!("{token}");
         }
+        Command::Plugin { command } => plugin(command, &config)?,
     }
     Ok(())
 }

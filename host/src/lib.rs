@@ -35,7 +35,8 @@
 //! Dependencies run one way: gateway → session → protocol / plugins →
 //! resources → policy → bus / store / auth; cluster → bus (the app
 //! attaches it).
-//! - [`cli`]: the `switchboard` command line.
+//! - [`cli`]: the `switchboard` command line; [`scaffold`]: its `plugin
+//!   new` / `plugin build` (templates per language, toolchain calls).
 
 pub mod app;
 pub mod auth;
@@ -51,6 +52,7 @@ pub mod policy;
 pub mod protocol;
 pub mod quota;
 pub mod resources;
+pub mod scaffold;
 pub mod session;
 pub mod shutdown;
 pub mod store;

@@ -1,30 +1,39 @@
 """py-echo: a Switchboard plugin in Python, built with componentize-py.
 
-Walker `py_echo` returns {"echo": <context>, "lang": "python"} and reports
-it once; anyone may call it (`anonymous=True`, jac-cloud's `auth: False`). The other interfaces are exported as no-ops because the world
-requires them; the manifest tells the host to use only the walker.
+It serves the polyglot examples' contract, the same in every language
+(plugins/rust-echo, plugins/js-echo, plugins/c-echo):
+- walker `py_echo` returns and reports {"echo": <context>, "lang": "python"};
+  anyone may call it (`anonymous=True`, jac-cloud's `auth: False`);
+- guard `py:*` refuses a publish whose message has a "blocked" field;
+- socket `/py-echo` answers each message with {"lang": "python", "echo": <message>}.
 """
 
 import json
 
 from wit_world import exports
-from wit_world.imports import types
+from wit_world.imports import host, types
+
+LANG = "python"
 
 
 class Meta(exports.Meta):
     def describe(self) -> types.Manifest:
         walker = types.WalkerDecl("py_echo", types.Transports.WS | types.Transports.HTTP, True)
-        return types.Manifest("py-echo", "1.0.0", [walker], [], [])
+        guard = types.GuardDecl("py:*", [types.Operation.PUBLISH])
+        return types.Manifest("py-echo", "1.1.0", [walker], [guard], ["/py-echo"])
 
 
 class Walker(exports.Walker):
     def call(self, request: types.WalkerRequest) -> types.WalkerReply:
-        value = json.dumps({"echo": json.loads(request.context), "lang": "python"})
+        value = json.dumps({"echo": json.loads(request.context), "lang": LANG})
         return types.WalkerReply(200, [value], value)
 
 
 class Guard(exports.Guard):
     def check(self, request: types.GuardRequest) -> types.Verdict:
+        payload = json.loads(request.payload)
+        if isinstance(payload, dict) and "blocked" in payload:
+            return types.Verdict_Deny(f"blocked by {LANG}")
         return types.Verdict_Allow()
 
 
@@ -33,7 +42,11 @@ class Socket(exports.Socket):
         return None
 
     def on_message(self, conn_id: str, message: str) -> None:
-        return None
+        try:
+            echo = json.loads(message)
+        except ValueError:
+            echo = message
+        host.notify_self(json.dumps({"lang": LANG, "echo": echo}))
 
     def on_channel(self, conn_id: str, message: types.ChannelMessage) -> None:
         return None

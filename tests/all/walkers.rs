@@ -113,25 +113,6 @@ async fn walkers_notify_channels_users_clients_and_self() {
 }
 
 #[tokio::test]
-async fn python_walker_is_served_by_the_same_host() {
-    let (server, _dir) = chat_server().await;
-    let (mut c, _) = connect_native(server.addr, "").await;
-    let reply = c
-        .request(
-            json!({"type": "walker", "walker": "py_echo", "context": {"n": 7}}),
-            "py",
-        )
-        .await;
-    assert_eq!(reply["type"], "walker", "{reply}");
-    assert_eq!(reply["returns"]["echo"], json!({"n": 7}));
-    assert_eq!(reply["returns"]["lang"], "python");
-    let (status, body) =
-        http_request(server.addr, "POST", "/walker/py_echo", None, r#"{"n":8}"#).await;
-    assert_eq!(status, 200, "{body}");
-    assert!(body.contains("python"));
-}
-
-#[tokio::test]
 async fn walkers_write_resources_and_their_writes_emit_events() {
     let dir = plugin_dir(&[example_plugin("chat")]);
     let mut config = config_with_plugins(dir.path(), false);

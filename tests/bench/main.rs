@@ -11,6 +11,7 @@ mod cluster;
 mod fanout;
 mod idle;
 mod inserts;
+mod languages;
 mod load;
 mod swap;
 mod walkers;
@@ -23,6 +24,8 @@ use clap::{Parser, ValueEnum};
 enum Scenario {
     /// Walker round trips through WASM vs a native Rust walker.
     Walkers,
+    /// One walker in Rust, C, Python and JavaScript: sizes and round trips.
+    Languages,
     /// Inserts per second with events fanned out to N subscribers.
     Inserts,
     /// Idle connections held: RSS per connection, time to connect.
@@ -94,6 +97,9 @@ async fn main() {
     }
     if matches!(args.scenario, Scenario::Walkers | Scenario::All) {
         walkers::run(duration, args.clients).await;
+    }
+    if matches!(args.scenario, Scenario::Languages | Scenario::All) {
+        languages::run(duration, args.clients).await;
     }
     if matches!(args.scenario, Scenario::Inserts | Scenario::All) {
         inserts::run(duration).await;

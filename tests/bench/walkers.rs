@@ -11,13 +11,13 @@ use serde_json::json;
 use crate::load::{connect_from, request, source, start_switchboard};
 use crate::percentile;
 
-struct Sample {
-    calls_per_sec: f64,
-    p50_us: u64,
-    p99_us: u64,
+pub(crate) struct Sample {
+    pub(crate) calls_per_sec: f64,
+    pub(crate) p50_us: u64,
+    pub(crate) p99_us: u64,
 }
 
-async fn measure(
+pub(crate) async fn measure(
     addr: std::net::SocketAddr,
     walker: &'static str,
     clients: usize,
