@@ -30,36 +30,29 @@ export PATH="$PATH:$cargo_bin"
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
-# 1. Debian's wasm-capable Rust and linker.
+# 1. Debian's packages: a wasm-capable Rust and linker, and clang for
+#    wasm32 with wasi-libc (C guests). One apt-get for whatever is missing.
 debian_ok() {
   [ -x /usr/bin/cargo ] && [ -x /usr/bin/rustc ] && command -v wasm-ld-19 >/dev/null &&
     [ -d /usr/lib/rustlib/src/rust/library ] &&
     [ "$(printf '1.96\n%s\n' "$(/usr/bin/rustc --version | awk '{print $2}')" | sort -V | head -1)" = 1.96 ]
 }
-if ! debian_ok; then
-  if $no_apt; then
-    echo "toolchain: Debian's rustc-web, cargo-web, rust-web-src or lld-19 is missing;" >&2
-    echo "           run scripts/install-guest-toolchain.sh (uses apt-get)" >&2
-    exit 1
-  fi
-  echo "toolchain: apt-get install rustc-web cargo-web rust-web-src lld-19"
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rustc-web cargo-web rust-web-src lld-19 >/dev/null
-  debian_ok || { echo "toolchain: rustc-web is older than 1.96 or incomplete" >&2; exit 1; }
-fi
-
-# 1b. The C toolchain: clang for wasm32 with wasi-libc.
 c_ok() { command -v clang-19 >/dev/null && [ -f /usr/lib/wasm32-wasi/libc.a ] &&
   compgen -G '/usr/lib/llvm-19/lib/clang/19/lib/wasi/libclang_rt.builtins-wasm32.a' >/dev/null; }
-if ! c_ok; then
+packages=()
+debian_ok || packages+=(rustc-web cargo-web rust-web-src lld-19)
+c_ok || packages+=(clang-19 wasi-libc libclang-rt-19-dev-wasm32)
+if [ ${#packages[@]} -gt 0 ]; then
   if $no_apt; then
-    echo "toolchain: clang-19, wasi-libc or libclang-rt-19-dev-wasm32 is missing;" >&2
+    echo "toolchain: Debian packages missing: ${packages[*]};" >&2
     echo "           run scripts/install-guest-toolchain.sh (uses apt-get)" >&2
     exit 1
   fi
-  echo "toolchain: apt-get install clang-19 wasi-libc libclang-rt-19-dev-wasm32"
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    clang-19 wasi-libc libclang-rt-19-dev-wasm32 >/dev/null
+  echo "toolchain: apt-get install ${packages[*]}"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${packages[@]}" >/dev/null
+  debian_ok || { echo "toolchain: rustc-web is older than 1.96 or incomplete" >&2; exit 1; }
+  c_ok || { echo "toolchain: clang-19 / wasi-libc incomplete" >&2; exit 1; }
 fi
 
 # 2. wasm-tools and wit-bindgen, only when missing (built with rustup's
@@ -84,7 +77,7 @@ command -v wasm-tools >/dev/null ||
 #     distribution server; where that is out of reach, Debian's rustc-web
 #     above builds Rust guests instead).
 if command -v rustup >/dev/null && ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
-  if timeout 300 rustup target add wasm32-wasip2 >/dev/null 2>&1; then
+  if timeout 120 rustup target add wasm32-wasip2 >/dev/null 2>&1; then
     echo "toolchain: rustup target add wasm32-wasip2"
   else
     echo "toolchain: rustup cannot add wasm32-wasip2 here; Rust plugins build with Debian's rustc-web"

@@ -266,3 +266,78 @@ async fn bad_requests_get_codes_and_records_hide_protected_fields() {
     .await;
     assert_eq!(reply["code"], "RESOURCE_NOT_FOUND");
 }
+
+#[tokio::test]
+async fn the_api_meets_the_same_guards_and_rate_limits_as_clients() {
+    let dir = plugin_dir(&[example_plugin("py-echo")]);
+    let mut config = config();
+    config.plugins.dir = dir.path().to_owned();
+    config.plugins.watch = false;
+    config.limits.rate_limit_max_requests = 5;
+    config.limits.rate_limit_window_ms = 60_000;
+    let server = start(config).await;
+    let addr = server.addr;
+    let (mut watcher, _) = connect_native(addr, "").await;
+    watcher
+        .request(json!({"type": "subscribe", "channel": "py:room"}), "s")
+        .await;
+    // py-echo's guard refuses a `blocked` message, from the API as from
+    // a client, and nothing reaches the subscriber.
+    for (path, body) in [
+        (
+            "/api/publish",
+            json!({"channel": "py:room", "data": {"blocked": 1}}),
+        ),
+        (
+            "/api/send",
+            json!({"channels": ["py:room"], "data": {"blocked": 1}}),
+        ),
+    ] {
+        let (status, reply) = api(addr, "POST", path, Some(ADMIN_KEY), body).await;
+        assert_eq!(
+            (status, reply["code"].as_str()),
+            (403, Some("FORBIDDEN")),
+            "{path}: {reply}"
+        );
+        assert!(
+            reply["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("blocked by python"),
+            "{reply}"
+        );
+    }
+    let (status, reply) = api(
+        addr,
+        "POST",
+        "/api/publish",
+        Some(ADMIN_KEY),
+        json!({"channel": "py:room", "data": {"fine": 1}}),
+    )
+    .await;
+    assert_eq!(
+        (status, reply["delivered"].as_u64()),
+        (200, Some(1)),
+        "{reply}"
+    );
+    assert_eq!(
+        watcher.recv().await["data"],
+        json!({"fine": 1}),
+        "only the allowed one"
+    );
+    // The key's budget (5 per minute here) runs out like a client's.
+    let mut codes = Vec::new();
+    for _ in 0..4 {
+        let (status, reply) = api(addr, "GET", "/api/channels", Some(ADMIN_KEY), Value::Null).await;
+        codes.push((status, reply["code"].as_str().map(str::to_owned)));
+    }
+    assert_eq!(codes[..2], [(200, None), (200, None)], "{codes:?}");
+    assert_eq!(
+        codes[2..],
+        [
+            (429, Some("RATE_LIMIT_EXCEEDED".to_owned())),
+            (429, Some("RATE_LIMIT_EXCEEDED".to_owned()))
+        ],
+        "{codes:?}"
+    );
+}
