@@ -10,6 +10,7 @@
 #
 # usage: scripts/build-guests.sh     (no arguments; run from anywhere)
 #
+# (cargo prints what it compiles: the first build takes a few minutes.)
 # Rust guests build with Debian's rustc-web and -Zbuild-std (rustup's
 # toolchain has no wasm32 target here) into one target dir, target/wasm, so
 # std is compiled once for both workspaces. Outputs are replaced only when
@@ -52,7 +53,7 @@ step() { echo "guests: $* (${SECONDS}s)"; }
 
 cargo_wasm() { # workspace dir, cargo args...
   local dir=$1; shift
-  (cd "$dir" && /usr/bin/cargo build --quiet --locked --release --target wasm32-unknown-unknown \
+  (cd "$dir" && /usr/bin/cargo build --locked --release --target wasm32-unknown-unknown \
     -Zbuild-std=std,panic_abort --target-dir "$wasm_target" "$@")
 }
 

@@ -66,7 +66,7 @@ host_install() { # crate version [cargo install args...]
   (unset CARGO_TARGET_DIR CARGO_BUILD_TARGET CARGO_BUILD_TARGET_DIR RUSTC RUSTC_WRAPPER \
      RUSTC_WORKSPACE_WRAPPER RUSTFLAGS CARGO_ENCODED_RUSTFLAGS CARGO_BUILD_RUSTFLAGS \
      CARGO_MAKEFLAGS MAKEFLAGS MFLAGS RUSTC_BOOTSTRAP
-   "$host_cargo" install --quiet --locked "$crate" --version "$version" "$@")
+   "$host_cargo" install --locked "$crate" --version "$version" "$@")
 }
 command -v wasm-tools >/dev/null ||
   host_install wasm-tools "$wasm_tools_version" --no-default-features --features component,validate
