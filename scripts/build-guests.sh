@@ -11,13 +11,14 @@
 # usage: scripts/build-guests.sh     (no arguments; run from anywhere)
 #
 # (cargo prints what it compiles: the first build takes a few minutes.)
-# Rust guests build with Debian's rustc-web and -Zbuild-std (rustup's
-# toolchain has no wasm32 target here) into one target dir, target/wasm, so
-# std is compiled once for both workspaces. Outputs are replaced only when
-# their bytes change, so a second run is quick and leaves mtimes alone (the
-# host's plugin watcher sees no spurious reloads). Needs the Debian packages
-# from scripts/install-guest-toolchain.sh; installs wasm-tools and
-# componentize-py itself when they are missing.
+# Rust guests build with Debian's rustc-web and -Zbuild-std whether or not
+# rustup has wasm32-wasip2: the sandbox and reload suites are tuned to this
+# build (a 256 KiB shadow stack, std with panic_abort, no WASI imports).
+# One target dir, target/wasm, so std is compiled once for both
+# workspaces. Outputs are replaced only when their bytes change, so a
+# second run is quick and leaves mtimes alone (the host's plugin watcher
+# sees no spurious reloads). Everything it needs is installed first by
+# scripts/install-guest-toolchain.sh (apt through sudo when not root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
