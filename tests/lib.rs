@@ -152,6 +152,28 @@ impl Client {
             .expect("send");
     }
 
+    /// Sends a binary frame.
+    pub async fn send_binary(&mut self, data: &[u8]) {
+        self.ws
+            .send(Message::Binary(data.to_vec().into()))
+            .await
+            .expect("send");
+    }
+
+    /// The next data frame as it came: `Ok(text)` or `Err(bytes)` for a
+    /// binary one (pings skipped); panics on a close or after [`WAIT`].
+    pub async fn recv_frame(&mut self) -> Result<String, Vec<u8>> {
+        loop {
+            match tokio::time::timeout(WAIT, self.ws.next()).await {
+                Ok(Some(Ok(Message::Text(text)))) => return Ok(text.to_string()),
+                Ok(Some(Ok(Message::Binary(bytes)))) => return Err(bytes.to_vec()),
+                Ok(Some(Ok(Message::Close(frame)))) => panic!("unexpected close: {frame:?}"),
+                Ok(Some(Ok(_))) => continue,
+                other => panic!("no frame within {WAIT:?}: {other:?}"),
+            }
+        }
+    }
+
     /// The next JSON text frame (pings are answered by the library and skipped).
     pub async fn recv(&mut self) -> Value {
         match self.try_recv(WAIT).await {

@@ -105,6 +105,24 @@ pub fn notify_self(data: &Value) -> Result<(), PluginError> {
     host::notify_self(&data.to_string())
 }
 
+/// From a scripted socket: one text frame with exactly `text` (no JSON
+/// around it).
+///
+/// # Errors
+/// `PayloadTooLarge` past the connection's outbound budget for one call.
+pub fn notify_self_text(text: &str) -> Result<(), PluginError> {
+    host::notify_self(&Value::String(text.to_owned()).to_string())
+}
+
+/// From a scripted socket: one binary frame to its client.
+///
+/// # Errors
+/// `BadRequest` outside a scripted socket; `PayloadTooLarge` past the
+/// connection's outbound budget for one call.
+pub fn notify_self_binary(data: &[u8]) -> Result<(), PluginError> {
+    host::notify_self_binary(data)
+}
+
 /// Sends `data` to every connection of these users; returns how many got it.
 ///
 /// # Errors

@@ -58,8 +58,8 @@
 mod helpers;
 
 pub use helpers::{
-    broadcast, error, json, notify_channels, notify_clients, notify_self, notify_users, now_ms,
-    publish, reply, walker,
+    broadcast, error, json, notify_channels, notify_clients, notify_self, notify_self_binary,
+    notify_self_text, notify_users, now_ms, publish, reply, walker,
 };
 
 /// The generated bindings (types, host functions, export traits).
@@ -127,6 +127,15 @@ pub trait Plugin {
         Ok(())
     }
 
+    /// A binary frame on a scripted socket, as the client sent it.
+    /// Ignored by default.
+    ///
+    /// # Errors
+    /// Reported to the client as an error frame.
+    fn socket_binary(_conn_id: String, _data: Vec<u8>) -> Result<(), PluginError> {
+        Ok(())
+    }
+
     /// A broadcast on a channel the connection subscribed to.
     ///
     /// # Errors
@@ -175,6 +184,9 @@ macro_rules! export_plugin {
             }
             fn on_message(conn_id: String, message: String) -> Result<(), $crate::PluginError> {
                 <$ty as $crate::Plugin>::socket_message(conn_id, message)
+            }
+            fn on_binary(conn_id: String, data: Vec<u8>) -> Result<(), $crate::PluginError> {
+                <$ty as $crate::Plugin>::socket_binary(conn_id, data)
             }
             fn on_channel(
                 conn_id: String,

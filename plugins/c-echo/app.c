@@ -5,7 +5,8 @@
 //   walker `c_echo`  returns and reports {"echo": <context>, "lang": "c"};
 //                    anonymous callers allowed (jac-cloud's `auth: False`)
 //   guard  `c:*`     refuses a publish whose message has a "blocked" field
-//   socket `/c-echo` answers each message with {"lang": "c", "echo": <message>}
+//   socket `/c-echo` answers each message with {"lang": "c", "echo": <message>},
+//                    and each binary frame with the same bytes
 //
 // Strings cross the boundary as JSON text. The host hands the context and
 // messages over as valid JSON, so they are spliced in as they are; this
@@ -111,6 +112,14 @@ bool exports_switchboard_plugin_socket_on_message(plugin_string_t *conn_id, plug
   plugin_string_free(&reply);
   plugin_string_free(conn_id);
   plugin_string_free(message);
+  return ok;
+}
+
+bool exports_switchboard_plugin_socket_on_binary(plugin_string_t *conn_id, plugin_list_u8_t *data,
+                                                 exports_switchboard_plugin_socket_plugin_error_t *err) {
+  bool ok = switchboard_plugin_host_notify_self_binary(data, err);
+  plugin_string_free(conn_id);
+  plugin_list_u8_free(data);
   return ok;
 }
 

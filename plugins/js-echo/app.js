@@ -4,8 +4,9 @@
 //   walker `js_echo`  returns and reports {"echo": <context>, "lang": "js"};
 //                     anonymous callers allowed (jac-cloud's `auth: False`)
 //   guard  `js:*`     refuses a publish whose message has a "blocked" field
-//   socket `/js-echo` answers each message with {"lang": "js", "echo": <message>}
-import { notifySelf } from "switchboard:plugin/host@0.1.0";
+//   socket `/js-echo` answers each message with {"lang": "js", "echo": <message>},
+//                     and each binary frame with the same bytes
+import { notifySelf, notifySelfBinary } from "switchboard:plugin/host@0.1.0";
 
 const LANG = "js";
 
@@ -48,6 +49,9 @@ export const socket = {
       echo = message;
     }
     notifySelf(JSON.stringify({ lang: LANG, echo }));
+  },
+  onBinary(_connId, data) {
+    notifySelfBinary(data);
   },
   onChannel(_connId, _message) {},
   onPresence(_connId, _event) {},

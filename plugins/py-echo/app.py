@@ -5,7 +5,8 @@ It serves the polyglot examples' contract, the same in every language
 - walker `py_echo` returns and reports {"echo": <context>, "lang": "python"};
   anyone may call it (`anonymous=True`, jac-cloud's `auth: False`);
 - guard `py:*` refuses a publish whose message has a "blocked" field;
-- socket `/py-echo` answers each message with {"lang": "python", "echo": <message>}.
+- socket `/py-echo` answers each message with {"lang": "python", "echo": <message>},
+  and each binary frame with the same bytes.
 """
 
 import json
@@ -47,6 +48,9 @@ class Socket(exports.Socket):
         except ValueError:
             echo = message
         host.notify_self(json.dumps({"lang": LANG, "echo": echo}))
+
+    def on_binary(self, conn_id: str, data: bytes) -> None:
+        host.notify_self_binary(data)
 
     def on_channel(self, conn_id: str, message: types.ChannelMessage) -> None:
         return None

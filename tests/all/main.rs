@@ -3,6 +3,7 @@
 mod api;
 mod auth;
 mod authz;
+mod binary;
 mod channels;
 mod cluster;
 mod dialects;

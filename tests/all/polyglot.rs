@@ -1,6 +1,7 @@
 //! The polyglot examples — `plugins/{rust,py,js,c}-echo`, one contract in
 //! four languages — each served by the same host: a walker over ws and
-//! HTTP, a guard that refuses a publish, a scripted socket that answers.
+//! HTTP, a guard that refuses a publish, a scripted socket that answers
+//! text with JSON and binary with the same bytes.
 
 use integration_tests::*;
 use serde_json::json;
@@ -88,5 +89,9 @@ async fn every_language_serves_a_walker_a_guard_and_a_socket() {
             json!({"lang": lang, "echo": {"hi": lang, "i": i}}),
             "{file}"
         );
+        // Binary frames come back as the same bytes, in a binary frame.
+        let bytes = [0u8, 0xff, 0x80, i as u8, b'{'];
+        socket.send_binary(&bytes).await;
+        assert_eq!(socket.recv_frame().await, Err(bytes.to_vec()), "{file}");
     }
 }

@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 
 use super::bindings::host::Host;
 use super::bindings::types::{self, ErrorCode, Level, PluginError};
+use super::outbox::Outgoing;
 use super::state::{PluginState, Rights};
 use super::HostEnv;
 use crate::bus::{Event, Origin, Topic};
@@ -144,8 +145,26 @@ impl Host for PluginState {
     fn notify_self(&mut self, data: String) -> Result<(), PluginError> {
         let conn = self.call().conn_id()?;
         let data = parse(&data)?;
+        if let Some(outbox) = self.outbox.as_mut() {
+            // A JSON string goes out as its bare text (SoliDB's `send`).
+            let text = match data {
+                Value::String(text) => text,
+                other => other.to_string(),
+            };
+            return outbox.push(Outgoing::Text(text));
+        }
         self.env.bus.send_to_clients(&[conn], notify(data, None));
         Ok(())
+    }
+
+    fn notify_self_binary(&mut self, data: Vec<u8>) -> Result<(), PluginError> {
+        match self.outbox.as_mut() {
+            Some(outbox) => outbox.push(Outgoing::Binary(data)),
+            None => Err(error(
+                ErrorCode::BadRequest,
+                "only a scripted socket can send binary frames",
+            )),
+        }
     }
 
     async fn notify_users(

@@ -15,6 +15,7 @@ mod files;
 mod host;
 mod loaded;
 mod loader;
+pub mod outbox;
 pub mod registry;
 pub mod socket;
 mod state;

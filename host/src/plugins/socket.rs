@@ -1,9 +1,10 @@
 //! Scripted-socket instances (SoliDB's model): a plugin declares a path;
 //! each connection to it gets one long-lived instance, driven with on-open
 //! / on-message / on-channel / on-presence / on-close. The script answers
-//! through the host interface (notify-self, channel and presence calls),
-//! which delivers through the bus like everything else and acts as the
-//! socket's client. The connection itself (its loop, frames, close codes)
+//! through the host interface: its `notify-self` (text) and
+//! `notify-self-binary` frames come back with each call, in order (see
+//! [`super::outbox`]); channel and presence calls go through the bus like
+//! everything else and act as the socket's client. The connection itself (its loop, frames, close codes)
 //! belongs to the session module, which drives this instance.
 //!
 //! Each callback runs with a fresh deadline, yielding at every epoch tick
@@ -20,6 +21,7 @@ use wasmtime::Store;
 use super::bindings::types::{ChannelMessage, PresenceEvent, PresenceKind, SocketOpen};
 use super::bindings::Plugin;
 use super::loaded::{CallError, LoadedPlugin};
+use super::outbox::{Outbox, Outgoing};
 use super::state::PluginState;
 use super::{wit_identity, PluginError, Plugins};
 use crate::bus::{Envelope, Event};
@@ -101,6 +103,8 @@ impl SocketBudget {
 pub enum SocketEvent<'a> {
     /// A client text frame.
     Message(&'a str),
+    /// A client binary frame.
+    Binary(&'a [u8]),
     /// A bus delivery (channel messages and presence changes reach the
     /// script; see [`SocketInstance::takes`]).
     Bus(&'a Envelope),
@@ -111,7 +115,8 @@ pub enum SocketEvent<'a> {
 impl Plugins {
     /// Instantiates `plugin` for a connection of `actor` (whose `conn` must
     /// be set) to `path`, and runs on-open. The plugin error, if on-open
-    /// returned one, refuses the connection.
+    /// returned one, refuses the connection. A call's frames for the
+    /// client are capped at `outbox_bytes`.
     ///
     /// # Errors
     /// Instantiation or on-open trapped, timed out or ran out of memory.
@@ -121,7 +126,8 @@ impl Plugins {
         actor: Actor,
         path: &str,
         query: &[(String, String)],
-    ) -> Result<(SocketInstance, Option<PluginError>), CallError> {
+        outbox_bytes: usize,
+    ) -> Result<(SocketInstance, Reply), CallError> {
         let slot = self.sockets.take(actor.key())?;
         let mut store = plugin.new_store(self.env().clone());
         let conn = actor.conn.clone().unwrap_or_else(|| Arc::from(""));
@@ -132,6 +138,7 @@ impl Plugins {
             identity: wit_identity(&actor),
         };
         store.data_mut().caller = actor;
+        store.data_mut().outbox = Some(Outbox::new(outbox_bytes));
         let bindings = plugin.pre.instantiate_async(&mut store).await;
         let bindings = bindings.map_err(|e| plugin.classify(e, &store))?;
         let mut instance = SocketInstance {
@@ -144,8 +151,8 @@ impl Plugins {
         instance.plugin.arm_deadline(&mut instance.store);
         let socket = instance.bindings.switchboard_plugin_socket();
         let opened = socket.call_on_open(&mut instance.store, &open).await;
-        let refused = instance.outcome(opened)?;
-        Ok((instance, refused))
+        let reply = instance.outcome(opened)?;
+        Ok((instance, reply))
     }
 }
 
@@ -164,20 +171,19 @@ impl SocketInstance {
         )
     }
 
-    /// Runs the callback for `event`. A plugin error comes back as data.
+    /// Runs the callback for `event`. A plugin error comes back as data,
+    /// with the frames the call sent before it.
     ///
     /// # Errors
     /// The script trapped, timed out or ran out of memory: the instance
-    /// must not be used again.
-    pub async fn deliver(
-        &mut self,
-        event: SocketEvent<'_>,
-    ) -> Result<Option<PluginError>, CallError> {
+    /// must not be used again (and what it sent is dropped).
+    pub async fn deliver(&mut self, event: SocketEvent<'_>) -> Result<Reply, CallError> {
         self.plugin.arm_deadline(&mut self.store);
         let socket = self.bindings.switchboard_plugin_socket();
         let id = &*self.conn;
         let result = match event {
             SocketEvent::Message(text) => socket.call_on_message(&mut self.store, id, text).await,
+            SocketEvent::Binary(data) => socket.call_on_binary(&mut self.store, id, data).await,
             SocketEvent::Bus(envelope) => match callback_args(envelope) {
                 Some(Args::Channel(m)) => socket.call_on_channel(&mut self.store, id, &m).await,
                 Some(Args::Presence(e)) => socket.call_on_presence(&mut self.store, id, &e).await,
@@ -189,15 +195,37 @@ impl SocketInstance {
     }
 
     fn outcome(
-        &self,
+        &mut self,
         result: wasmtime::Result<Result<(), PluginError>>,
-    ) -> Result<Option<PluginError>, CallError> {
+    ) -> Result<Reply, CallError> {
+        let frames = self
+            .store
+            .data_mut()
+            .outbox
+            .as_mut()
+            .map(Outbox::take)
+            .unwrap_or_default();
         match result {
-            Ok(Ok(())) => Ok(None),
-            Ok(Err(e)) => Ok(Some(e)),
+            Ok(Ok(())) => Ok(Reply {
+                frames,
+                error: None,
+            }),
+            Ok(Err(e)) => Ok(Reply {
+                frames,
+                error: Some(e),
+            }),
             Err(trap) => Err(self.plugin.classify(trap, &self.store)),
         }
     }
+}
+
+/// What one callback produced.
+#[derive(Debug, Default)]
+pub struct Reply {
+    /// Frames for the client, in the order the script sent them.
+    pub frames: Vec<Outgoing>,
+    /// The plugin error it returned, if any.
+    pub error: Option<PluginError>,
 }
 
 enum Args {

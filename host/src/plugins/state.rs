@@ -42,6 +42,9 @@ pub(crate) struct PluginState {
     pub(crate) rights: Rights,
     /// When the running call must stop (checked at every epoch tick).
     pub(crate) deadline: Instant,
+    /// A scripted socket's frames for its own client (none for walker and
+    /// guard instances, whose `notify-self` goes through the bus).
+    pub(crate) outbox: Option<super::outbox::Outbox>,
 }
 
 impl PluginState {
@@ -77,6 +80,7 @@ impl PluginState {
             in_guard: false,
             rights,
             deadline: Instant::now(),
+            outbox: None,
         }
     }
 }

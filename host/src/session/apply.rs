@@ -6,7 +6,6 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::ws::Utf8Bytes;
 use serde_json::Value;
 
 use super::reauth::Holdings;
@@ -322,7 +321,7 @@ impl super::Handler for Session {
         &self.id
     }
 
-    async fn greeting(&mut self) -> Result<Vec<Utf8Bytes>, super::Close> {
+    async fn greeting(&mut self) -> Result<Vec<axum::extract::ws::Message>, super::Close> {
         let mut frames = self.dialect.greeting(&self.conn());
         for command in self.dialect.start(&self.conn()) {
             let request = Request::new(None, command);
@@ -331,11 +330,17 @@ impl super::Handler for Session {
         Ok(super::frames(&frames))
     }
 
-    async fn on_text(&mut self, text: &str) -> Result<Vec<Utf8Bytes>, super::Close> {
+    async fn on_text(
+        &mut self,
+        text: &str,
+    ) -> Result<Vec<axum::extract::ws::Message>, super::Close> {
         Ok(super::frames(&self.handle_text(text).await))
     }
 
-    async fn on_outbound(&mut self, out: Outbound) -> Result<Vec<Utf8Bytes>, super::Close> {
+    async fn on_outbound(
+        &mut self,
+        out: Outbound,
+    ) -> Result<Vec<axum::extract::ws::Message>, super::Close> {
         match &out.event {
             Event::Change(change)
                 if self
@@ -368,13 +373,13 @@ impl super::Handler for Session {
                     kind: *kind,
                     member: member.redacted(),
                 });
-                return Ok(super::outbound_text(self.dialect, redacted)
+                return Ok(super::outbound_frame(self.dialect, redacted)
                     .into_iter()
                     .collect());
             }
             _ => {}
         }
-        Ok(super::outbound_text(self.dialect, out)
+        Ok(super::outbound_frame(self.dialect, out)
             .into_iter()
             .collect())
     }
@@ -391,7 +396,7 @@ impl super::Handler for Session {
         self.actor.identity.expires_at_ms
     }
 
-    fn expiry_warning(&self, ms_left: u64) -> Vec<Utf8Bytes> {
+    fn expiry_warning(&self, ms_left: u64) -> Vec<axum::extract::ws::Message> {
         let error = ClientError::new(
             ErrorCode::TokenExpired,
             format!(

@@ -56,15 +56,24 @@ pub trait Handler: Send {
     /// The connection's id.
     fn id(&self) -> &Arc<str>;
     /// Frames to send on connect (or a close, to refuse).
-    fn greeting(&mut self) -> impl Future<Output = Result<Vec<Utf8Bytes>, Close>> + Send;
+    fn greeting(&mut self) -> impl Future<Output = Result<Vec<Message>, Close>> + Send;
     /// Handles one client text frame; returns frames to send back.
-    fn on_text(&mut self, text: &str)
-        -> impl Future<Output = Result<Vec<Utf8Bytes>, Close>> + Send;
+    fn on_text(&mut self, text: &str) -> impl Future<Output = Result<Vec<Message>, Close>> + Send;
+    /// Handles one client binary frame. Dialects read it as JSON text, as
+    /// documented (invalid UTF-8 is replaced, so the parse fails with
+    /// INVALID_JSON); scripted sockets get the bytes as they are.
+    fn on_binary(
+        &mut self,
+        bytes: &[u8],
+    ) -> impl Future<Output = Result<Vec<Message>, Close>> + Send {
+        let text = String::from_utf8_lossy(bytes).into_owned();
+        async move { self.on_text(&text).await }
+    }
     /// Handles one bus delivery; returns frames to send.
     fn on_outbound(
         &mut self,
         out: Outbound,
-    ) -> impl Future<Output = Result<Vec<Utf8Bytes>, Close>> + Send;
+    ) -> impl Future<Output = Result<Vec<Message>, Close>> + Send;
     /// Called once the connection is closed.
     fn on_close(&mut self) -> impl Future<Output = ()> + Send;
     /// When the connection's identity stops being valid (its token's `exp`,
@@ -74,7 +83,7 @@ pub trait Handler: Send {
         None
     }
     /// The frames warning that the identity expires in `ms_left`.
-    fn expiry_warning(&self, _ms_left: u64) -> Vec<Utf8Bytes> {
+    fn expiry_warning(&self, _ms_left: u64) -> Vec<Message> {
         Vec::new()
     }
     /// Whether the request just handled resumed a subscription: then its
@@ -241,7 +250,7 @@ pub async fn run<W, R, H>(
                                     flush_then(&mut handler, &mut rx, reply).await
                                 }
                                 Message::Binary(bytes) => {
-                                    let reply = Box::pin(handler.on_text(&String::from_utf8_lossy(&bytes))).await;
+                                    let reply = Box::pin(handler.on_binary(&bytes)).await;
                                     flush_then(&mut handler, &mut rx, reply).await
                                 }
                                 Message::Close(_) => break None,
@@ -302,8 +311,8 @@ pub async fn run<W, R, H>(
 async fn flush_then<H: Handler>(
     handler: &mut H,
     rx: &mut Inbox,
-    reply: Result<Vec<Utf8Bytes>, Close>,
-) -> Result<Vec<Utf8Bytes>, Close> {
+    reply: Result<Vec<Message>, Close>,
+) -> Result<Vec<Message>, Close> {
     let reply = reply?;
     let resumed = handler.take_resumed();
     let mut queued = Vec::new();
@@ -317,9 +326,9 @@ async fn flush_then<H: Handler>(
     })
 }
 
-/// The text of a bus delivery for `dialect`, if it shows it.
-pub fn outbound_text(dialect: &dyn Dialect, out: Outbound) -> Option<Utf8Bytes> {
-    encode_event(dialect, &out)
+/// The frame of a bus delivery for `dialect`, if it shows it.
+pub fn outbound_frame(dialect: &dyn Dialect, out: Outbound) -> Option<Message> {
+    encode_event(dialect, &out).map(Message::Text)
 }
 
 /// The close to send after a read error, by RFC 6455's codes: an oversized
@@ -370,7 +379,7 @@ async fn drain<H: Handler>(
     handler: &mut H,
     rx: &mut Inbox,
     first: Outbound,
-) -> Result<Vec<Utf8Bytes>, Close> {
+) -> Result<Vec<Message>, Close> {
     let mut frames = handler.on_outbound(first).await?;
     for _ in 1..BATCH {
         let Some(out) = rx.try_recv() else { break };
@@ -380,7 +389,7 @@ async fn drain<H: Handler>(
 }
 
 /// Writes frames with one flush at the end, unless told to close first.
-async fn write_all<W>(sink: &mut W, kill: &Kill, app: &App, frames: Vec<Utf8Bytes>) -> bool
+async fn write_all<W>(sink: &mut W, kill: &Kill, app: &App, frames: Vec<Message>) -> bool
 where
     W: Sink<Message> + Unpin,
 {
@@ -390,7 +399,7 @@ where
     let count = frames.len() as u64;
     let sent = async {
         for frame in frames {
-            if sink.feed(Message::Text(frame)).await.is_err() {
+            if sink.feed(frame).await.is_err() {
                 return false;
             }
         }
@@ -428,7 +437,7 @@ async fn write<W>(
 where
     W: Sink<Message> + Unpin,
 {
-    let is_data = matches!(message, Message::Text(_));
+    let is_data = matches!(message, Message::Text(_) | Message::Binary(_));
     tokio::select! {
         biased;
         () = kill.requested() => Err(WriteAborted),
@@ -454,6 +463,6 @@ pub fn close_frame(code: u16, reason: &str) -> CloseFrame {
 }
 
 /// Encodes JSON frames.
-pub fn frames(values: &[serde_json::Value]) -> Vec<Utf8Bytes> {
-    values.iter().map(to_frame).collect()
+pub fn frames(values: &[serde_json::Value]) -> Vec<Message> {
+    values.iter().map(|v| Message::Text(to_frame(v))).collect()
 }

@@ -1,17 +1,20 @@
 //! A scripted-socket connection: the session loop drives a plugin's
-//! [`SocketInstance`] with the client's frames and the bus deliveries the
-//! script takes; everything else the bus delivers (the script's own
-//! `notify-self`) goes to the client as is. A plugin error becomes an error
-//! frame; a trap, timeout or out-of-memory closes the socket with 1011.
+//! [`SocketInstance`] with the client's frames (text and binary, as they
+//! came) and the bus deliveries the script takes. What each callback sent
+//! its client (`notify-self`, `notify-self-binary`) goes out in order
+//! after it; anything else the bus delivers goes to the client as is. A
+//! plugin error becomes an error frame; a trap, timeout or out-of-memory
+//! closes the socket with 1011.
 
 use std::sync::Arc;
 
-use axum::extract::ws::Utf8Bytes;
+use axum::extract::ws::{Message, Utf8Bytes};
 use serde_json::json;
 
 use super::{Close, Connected, Handler, CLOSE_INTERNAL, CLOSE_POLICY};
 use crate::bus::{Event, Outbound};
-use crate::plugins::socket::{SocketEvent, SocketInstance};
+use crate::plugins::outbox::Outgoing;
+use crate::plugins::socket::{Reply, SocketEvent, SocketInstance};
 use crate::plugins::{CallError, LoadedPlugin, PluginError};
 use crate::policy::Actor;
 use crate::App;
@@ -54,11 +57,40 @@ impl ScriptedSocket {
     }
 
     /// A plugin error as the frame the client sees.
-    fn error_frame(&self, e: &PluginError) -> Vec<Utf8Bytes> {
+    fn error_frame(&self, e: &PluginError) -> Message {
         self.count("error");
         let code = crate::error::ErrorCode::from(e.code);
         let frame = json!({"type": "error", "code": "PLUGIN_ERROR", "message": format!("{code}: {}", e.message)});
-        vec![Utf8Bytes::from(frame.to_string())]
+        text(frame.to_string())
+    }
+
+    /// A callback's frames, then its error frame if it returned one.
+    fn frames(&self, reply: Reply) -> Vec<Message> {
+        let mut frames: Vec<Message> = reply
+            .frames
+            .into_iter()
+            .map(|frame| match frame {
+                Outgoing::Text(t) => text(t),
+                Outgoing::Binary(b) => Message::Binary(b.into()),
+            })
+            .collect();
+        match reply.error {
+            Some(e) => frames.push(self.error_frame(&e)),
+            None => self.count("ok"),
+        }
+        frames
+    }
+
+    /// Counts a client frame against the same per-identity budget as every
+    /// dialect (a script's client does not get a fresh one per socket);
+    /// the error frame when it is spent.
+    fn rate_limited(&self) -> Option<Message> {
+        self.app.metrics.messages_in.inc();
+        let exceeded = self.app.quotas.requests(&self.actor.key(), 1).err()?;
+        let error = super::apply::rate_limited(&self.app.config.limits, exceeded);
+        self.app.metrics.error(error.code);
+        let frame = json!({"type": "error", "code": error.code.as_str(), "message": error.message});
+        Some(text(frame.to_string()))
     }
 
     /// A failed instance closes the socket.
@@ -69,7 +101,7 @@ impl ScriptedSocket {
         (CLOSE_INTERNAL, format!("PLUGIN_ERROR: {err}"))
     }
 
-    async fn deliver(&mut self, event: SocketEvent<'_>) -> Result<Vec<Utf8Bytes>, Close> {
+    async fn deliver(&mut self, event: SocketEvent<'_>) -> Result<Vec<Message>, Close> {
         let Some(instance) = self.instance.as_mut() else {
             return Err((
                 CLOSE_INTERNAL,
@@ -77,11 +109,7 @@ impl ScriptedSocket {
             ));
         };
         match instance.deliver(event).await {
-            Ok(None) => {
-                self.count("ok");
-                Ok(Vec::new())
-            }
-            Ok(Some(e)) => Ok(self.error_frame(&e)),
+            Ok(reply) => Ok(self.frames(reply)),
             Err(err) => Err(self.failed(&err)),
         }
     }
@@ -92,20 +120,24 @@ impl Handler for ScriptedSocket {
         &self.id
     }
 
-    async fn greeting(&mut self) -> Result<Vec<Utf8Bytes>, Close> {
+    async fn greeting(&mut self) -> Result<Vec<Message>, Close> {
+        let cap = self.app.config.limits.outbound_queue_bytes;
         let opened = self
             .app
             .plugins
-            .open_socket(&self.plugin, self.actor.clone(), &self.path, &self.query)
+            .open_socket(
+                &self.plugin,
+                self.actor.clone(),
+                &self.path,
+                &self.query,
+                cap,
+            )
             .await;
         match opened {
-            Ok((instance, refused)) => {
+            Ok((instance, reply)) => {
                 self.instance = Some(instance);
-                match refused {
-                    None => {
-                        self.count("ok");
-                        Ok(Vec::new())
-                    }
+                match reply.error {
+                    None => Ok(self.frames(reply)),
                     Some(_) => {
                         self.count("error");
                         Err((
@@ -124,21 +156,21 @@ impl Handler for ScriptedSocket {
         }
     }
 
-    async fn on_text(&mut self, text: &str) -> Result<Vec<Utf8Bytes>, Close> {
-        self.app.metrics.messages_in.inc();
-        // The same per-identity budget as every dialect: a script's client
-        // does not get a fresh one per socket.
-        if let Err(exceeded) = self.app.quotas.requests(&self.actor.key(), 1) {
-            let error = super::apply::rate_limited(&self.app.config.limits, exceeded);
-            self.app.metrics.error(error.code);
-            let frame =
-                json!({"type": "error", "code": error.code.as_str(), "message": error.message});
-            return Ok(vec![Utf8Bytes::from(frame.to_string())]);
+    async fn on_text(&mut self, text: &str) -> Result<Vec<Message>, Close> {
+        if let Some(refused) = self.rate_limited() {
+            return Ok(vec![refused]);
         }
         self.deliver(SocketEvent::Message(text)).await
     }
 
-    async fn on_outbound(&mut self, out: Outbound) -> Result<Vec<Utf8Bytes>, Close> {
+    async fn on_binary(&mut self, bytes: &[u8]) -> Result<Vec<Message>, Close> {
+        if let Some(refused) = self.rate_limited() {
+            return Ok(vec![refused]);
+        }
+        self.deliver(SocketEvent::Binary(bytes)).await
+    }
+
+    async fn on_outbound(&mut self, out: Outbound) -> Result<Vec<Message>, Close> {
         if SocketInstance::takes(&out) {
             return self.deliver(SocketEvent::Bus(&out)).await;
         }
@@ -149,9 +181,9 @@ impl Handler for ScriptedSocket {
             Event::Notify {
                 data: serde_json::Value::String(text),
                 ..
-            } => vec![Utf8Bytes::from(text.clone())],
-            Event::Notify { data, .. } => vec![Utf8Bytes::from(data.to_string())],
-            _ => crate::protocol::encode_event(&crate::protocol::native::Native, &out)
+            } => vec![self::text(text.clone())],
+            Event::Notify { data, .. } => vec![self::text(data.to_string())],
+            _ => super::outbound_frame(&crate::protocol::native::Native, out)
                 .into_iter()
                 .collect(),
         })
@@ -167,8 +199,12 @@ impl Handler for ScriptedSocket {
         self.actor.identity.expires_at_ms
     }
 
-    fn expiry_warning(&self, ms_left: u64) -> Vec<Utf8Bytes> {
+    fn expiry_warning(&self, ms_left: u64) -> Vec<Message> {
         let frame = json!({"type": "error", "code": "TOKEN_EXPIRED", "message": format!("the token expires in {ms_left} ms")});
-        vec![Utf8Bytes::from(frame.to_string())]
+        vec![text(frame.to_string())]
     }
+}
+
+fn text(text: String) -> Message {
+    Message::Text(Utf8Bytes::from(text))
 }

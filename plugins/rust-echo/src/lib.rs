@@ -6,11 +6,11 @@
 //!   "rust"}`; anonymous callers allowed (jac-cloud's `auth: False`);
 //! - guard `rust:*` refuses a publish whose message has a `blocked` field;
 //! - socket `/rust-echo` answers each message with `{"lang": "rust",
-//!   "echo": <message>}`.
+//!   "echo": <message>}`, and each binary frame with the same bytes.
 
 use serde_json::{json, Value};
 use switchboard_guest::{
-    export_plugin, notify_self, reply, walker, GuardRequest, Manifest, Operation, Plugin,
+    export_plugin, notify_self, notify_self_binary, reply, walker, GuardRequest, Manifest, Operation, Plugin,
     PluginError, Verdict, WalkerReply, WalkerRequest,
 };
 
@@ -43,6 +43,10 @@ impl Plugin for Echo {
     fn socket_message(_conn_id: String, message: String) -> Result<(), PluginError> {
         let echo = serde_json::from_str(&message).unwrap_or(Value::String(message));
         notify_self(&json!({"lang": LANG, "echo": echo}))
+    }
+
+    fn socket_binary(_conn_id: String, data: Vec<u8>) -> Result<(), PluginError> {
+        notify_self_binary(&data)
     }
 }
 

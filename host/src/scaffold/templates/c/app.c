@@ -104,6 +104,14 @@ bool exports_switchboard_plugin_socket_on_message(plugin_string_t *conn_id, plug
   return true;
 }
 
+bool exports_switchboard_plugin_socket_on_binary(plugin_string_t *conn_id, plugin_list_u8_t *data,
+                                                 exports_switchboard_plugin_socket_plugin_error_t *err) {
+  (void)err;
+  plugin_string_free(conn_id);
+  plugin_list_u8_free(data);
+  return true;
+}
+
 bool exports_switchboard_plugin_socket_on_channel(plugin_string_t *conn_id,
                                                   exports_switchboard_plugin_socket_channel_message_t *message,
                                                   exports_switchboard_plugin_socket_plugin_error_t *err) {

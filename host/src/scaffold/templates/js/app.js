@@ -39,6 +39,7 @@ export const guard = {
 export const socket = {
   onOpen() {},
   onMessage() {},
+  onBinary() {},
   onChannel() {},
   onPresence() {},
   onClose() {},

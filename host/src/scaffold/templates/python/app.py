@@ -43,6 +43,9 @@ class Socket(exports.Socket):
     def on_message(self, conn_id: str, message: str) -> None:
         return None
 
+    def on_binary(self, conn_id: str, data: bytes) -> None:
+        return None
+
     def on_channel(self, conn_id: str, message: types.ChannelMessage) -> None:
         return None
 

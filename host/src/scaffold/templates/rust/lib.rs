@@ -67,6 +67,9 @@ impl socket::Guest for Plugin {
     fn on_message(_conn_id: String, _message: String) -> Result<(), PluginError> {
         Ok(())
     }
+    fn on_binary(_conn_id: String, _data: Vec<u8>) -> Result<(), PluginError> {
+        Ok(())
+    }
     fn on_channel(_conn_id: String, _message: ChannelMessage) -> Result<(), PluginError> {
         Ok(())
     }
