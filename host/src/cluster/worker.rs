@@ -94,15 +94,7 @@ async fn pipeline(cluster: &Cluster, forwards: &[Forward]) -> Result<(), fred::p
                 }
             }
             Forward::Users { users, envelope } => {
-                let mut by_node: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-                for user in users {
-                    for node in nodes_of.get(user).into_iter().flatten() {
-                        if node != me {
-                            by_node.entry(node).or_default().push(user.clone());
-                        }
-                    }
-                }
-                for (node, users) in by_node {
+                for (node, (users, _)) in by_node(me, &nodes_of, users, &[]) {
                     if let Some(mut packet) = Packet::new(me, &envelope.event) {
                         packet.u = users;
                         let () = pipe.spublish(keys::inbox(node), packet.encode()).await?;
@@ -111,13 +103,7 @@ async fn pipeline(cluster: &Cluster, forwards: &[Forward]) -> Result<(), fred::p
                 }
             }
             Forward::Clients { clients, envelope } => {
-                let mut by_node: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-                for client in clients {
-                    if let Some(node) = node_of(client) {
-                        by_node.entry(node).or_default().push(client.clone());
-                    }
-                }
-                for (node, clients) in by_node {
+                for (node, (_, clients)) in by_node(me, &nodes_of, &[], clients) {
                     if let Some(mut packet) = Packet::new(me, &envelope.event) {
                         packet.c = clients;
                         let () = pipe.spublish(keys::inbox(node), packet.encode()).await?;
@@ -165,20 +151,7 @@ async fn pipeline(cluster: &Cluster, forwards: &[Forward]) -> Result<(), fred::p
                 code,
                 reason,
             } => {
-                let mut by_node: BTreeMap<&str, (Vec<String>, Vec<String>)> = BTreeMap::new();
-                for user in users {
-                    for node in nodes_of.get(user).into_iter().flatten() {
-                        if node != me {
-                            by_node.entry(node).or_default().0.push(user.clone());
-                        }
-                    }
-                }
-                for client in clients {
-                    if let Some(node) = node_of(client) {
-                        by_node.entry(node).or_default().1.push(client.clone());
-                    }
-                }
-                for (node, (u, c)) in by_node {
+                for (node, (u, c)) in by_node(me, &nodes_of, users, clients) {
                     let packet = Packet {
                         n: me.to_owned(),
                         u,
@@ -202,6 +175,30 @@ async fn pipeline(cluster: &Cluster, forwards: &[Forward]) -> Result<(), fred::p
     }
     cluster.metrics.cluster_events("sent", sent);
     Ok(())
+}
+
+/// Where targeted sends go: each user to every other node it has
+/// connections on, each client id to the node its id names.
+fn by_node<'a>(
+    me: &str,
+    nodes_of: &'a HashMap<String, Vec<String>>,
+    users: &[String],
+    clients: &'a [String],
+) -> BTreeMap<&'a str, (Vec<String>, Vec<String>)> {
+    let mut by_node: BTreeMap<&str, (Vec<String>, Vec<String>)> = BTreeMap::new();
+    for user in users {
+        for node in nodes_of.get(user).into_iter().flatten() {
+            if node != me {
+                by_node.entry(node).or_default().0.push(user.clone());
+            }
+        }
+    }
+    for client in clients {
+        if let Some(node) = node_of(client) {
+            by_node.entry(node).or_default().1.push(client.clone());
+        }
+    }
+    by_node
 }
 
 /// The nodes each user a batch sends to has connections on.

@@ -9,7 +9,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{ConnectInfo, FromRequestParts, Path, Query};
+use axum::http::request::Parts;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -68,33 +69,59 @@ impl Call {
     }
 }
 
-/// Authenticates and checks the API role.
-async fn enter(
-    app: Arc<App>,
-    peer: SocketAddr,
-    query: Vec<(String, String)>,
-    headers: &HeaderMap,
-) -> Result<Call, Response> {
-    let actor = caller(&app, peer, &query, headers).await?;
-    let roles = &app.config.api.roles;
-    if actor.identity.user_id.is_none() {
-        return Err(error(
-            &app,
-            &ClientError::new(
-                ErrorCode::Unauthorized,
-                "the server API needs an API key or token",
-            ),
-        ));
+/// Every handler's first step, as an extractor: authenticates the caller
+/// (charging its request budget) and checks the API role; a refusal is
+/// the response.
+impl FromRequestParts<Arc<App>> for Call {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, Response> {
+        let peer = match parts.extensions.get::<ConnectInfo<SocketAddr>>() {
+            Some(ConnectInfo(peer)) => *peer,
+            None => {
+                let e = ClientError::new(ErrorCode::InternalError, "no peer address");
+                return Err(error(app, &e));
+            }
+        };
+        let query = match Query::<Vec<(String, String)>>::from_request_parts(parts, app).await {
+            Ok(Query(query)) => query,
+            Err(rejection) => return Err(rejection.into_response()),
+        };
+        let headers: &HeaderMap = &parts.headers;
+        let actor = caller(app, peer, &query, headers).await?;
+        let roles = &app.config.api.roles;
+        if actor.identity.user_id.is_none() {
+            return Err(error(
+                app,
+                &ClientError::new(
+                    ErrorCode::Unauthorized,
+                    "the server API needs an API key or token",
+                ),
+            ));
+        }
+        if !roles.iter().any(|r| actor.identity.has_role(r)) {
+            return Err(error(
+                app,
+                &ClientError::forbidden(format!(
+                    "the server API needs one of the roles {roles:?} (api.roles)"
+                )),
+            ));
+        }
+        Ok(Call {
+            app: app.clone(),
+            actor,
+            query,
+        })
     }
-    if !roles.iter().any(|r| actor.identity.has_role(r)) {
-        return Err(error(
-            &app,
-            &ClientError::forbidden(format!(
-                "the server API needs one of the roles {roles:?} (api.roles)"
-            )),
-        ));
+}
+
+/// A handler's result as the response: the value, or the error with its
+/// code's status.
+fn respond(call: &Call, result: Result<Value, ClientError>) -> Response {
+    match result {
+        Ok(value) => ok(value),
+        Err(e) => error(&call.app, &e),
     }
-    Ok(Call { app, actor, query })
 }
 
 fn ok(value: Value) -> Response {
@@ -118,41 +145,14 @@ fn string_list(body: &Value, key: &str) -> Result<Vec<String>, ClientError> {
     }
 }
 
-macro_rules! enter_or_return {
-    ($app:expr, $peer:expr, $query:expr, $headers:expr) => {
-        match enter($app, $peer, $query, &$headers).await {
-            Ok(call) => call,
-            Err(response) => return response,
-        }
-    };
-}
-
-macro_rules! body_or_return {
-    ($call:expr, $body:expr) => {
-        match object_body(&$call.app, &$body) {
-            Ok(body) => body,
-            Err(e) => return error(&$call.app, &e),
-        }
-    };
-}
-
 /// `POST /api/publish {"channel", "data"}` → `{"type":"published","channel","delivered"}`.
-async fn publish(
-    State(app): State<Arc<App>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Query(query): Query<Vec<(String, String)>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let call = enter_or_return!(app, peer, query, headers);
-    let body = body_or_return!(call, body);
-    match do_publish(&call, &body).await {
-        Ok(v) => ok(v),
-        Err(e) => error(&call.app, &e),
-    }
+async fn publish(call: Call, body: Bytes) -> Response {
+    let result = do_publish(&call, &body).await;
+    respond(&call, result)
 }
 
-async fn do_publish(call: &Call, body: &Value) -> Result<Value, ClientError> {
+async fn do_publish(call: &Call, body: &[u8]) -> Result<Value, ClientError> {
+    let body = &object_body(&call.app, body)?;
     let channel = body["channel"]
         .as_str()
         .filter(|c| !c.is_empty())
@@ -176,22 +176,13 @@ async fn do_publish(call: &Call, body: &Value) -> Result<Value, ClientError> {
 }
 
 /// `POST /api/send {"users"?, "clients"?, "channels"?, "data"}` → `{"type":"sent","delivered"}`.
-async fn send(
-    State(app): State<Arc<App>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Query(query): Query<Vec<(String, String)>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let call = enter_or_return!(app, peer, query, headers);
-    let body = body_or_return!(call, body);
-    match do_send(&call, &body).await {
-        Ok(v) => ok(v),
-        Err(e) => error(&call.app, &e),
-    }
+async fn send(call: Call, body: Bytes) -> Response {
+    let result = do_send(&call, &body).await;
+    respond(&call, result)
 }
 
-async fn do_send(call: &Call, body: &Value) -> Result<Value, ClientError> {
+async fn do_send(call: &Call, body: &[u8]) -> Result<Value, ClientError> {
+    let body = &object_body(&call.app, body)?;
     let users = string_list(body, "users")?;
     let clients = string_list(body, "clients")?;
     let channels = string_list(body, "channels")?;
@@ -244,16 +235,9 @@ async fn do_send(call: &Call, body: &Value) -> Result<Value, ClientError> {
 
 /// `POST /api/disconnect {"clients"?, "users"?, "reason"?}` → `{"type":"disconnected","closed"}`
 /// (closed on this node; other nodes close theirs).
-async fn disconnect(
-    State(app): State<Arc<App>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Query(query): Query<Vec<(String, String)>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let call = enter_or_return!(app, peer, query, headers);
-    let body = body_or_return!(call, body);
+async fn disconnect(call: Call, body: Bytes) -> Response {
     let run = || -> Result<Value, ClientError> {
+        let body = object_body(&call.app, &body)?;
         let users = string_list(&body, "users")?;
         let clients = string_list(&body, "clients")?;
         if users.is_empty() && clients.is_empty() {
@@ -272,10 +256,7 @@ async fn disconnect(
             .disconnect(&users, &clients, CLOSE_KICKED, &reason);
         Ok(json!({"type": "disconnected", "closed": closed}))
     };
-    match run() {
-        Ok(v) => ok(v),
-        Err(e) => error(&call.app, &e),
-    }
+    respond(&call, run())
 }
 
 fn member_json(m: &Member) -> Value {
@@ -289,14 +270,7 @@ fn member_json(m: &Member) -> Value {
 }
 
 /// `GET /api/presence/{channel}` → `{"type":"presence","channel","members"}` (every node's).
-async fn presence(
-    State(app): State<Arc<App>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Path(channel): Path<String>,
-    Query(query): Query<Vec<(String, String)>>,
-    headers: HeaderMap,
-) -> Response {
-    let call = enter_or_return!(app, peer, query, headers);
+async fn presence(Path(channel): Path<String>, call: Call) -> Response {
     let run = async {
         check_channel(&channel, "channel")?;
         let payload = json!({"presence": "list"});
@@ -309,20 +283,11 @@ async fn presence(
         let members: Vec<Value> = members.iter().map(member_json).collect();
         Ok::<_, ClientError>(json!({"type": "presence", "channel": channel, "members": members}))
     };
-    match run.await {
-        Ok(v) => ok(v),
-        Err(e) => error(&call.app, &e),
-    }
+    respond(&call, run.await)
 }
 
 /// `GET /api/channels` → this node's channels with subscriber counts.
-async fn channels(
-    State(app): State<Arc<App>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Query(query): Query<Vec<(String, String)>>,
-    headers: HeaderMap,
-) -> Response {
-    let call = enter_or_return!(app, peer, query, headers);
+async fn channels(call: Call) -> Response {
     let channels: Vec<Value> = call
         .app
         .bus
@@ -334,13 +299,7 @@ async fn channels(
 }
 
 /// `GET /api/connections` → this node's connections.
-async fn connections(
-    State(app): State<Arc<App>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Query(query): Query<Vec<(String, String)>>,
-    headers: HeaderMap,
-) -> Response {
-    let call = enter_or_return!(app, peer, query, headers);
+async fn connections(call: Call) -> Response {
     let list: Vec<Value> = call
         .app
         .bus
@@ -358,13 +317,7 @@ async fn connections(
 }
 
 /// `GET /api/resources` → the configured resources the caller may read.
-async fn resources(
-    State(app): State<Arc<App>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Query(query): Query<Vec<(String, String)>>,
-    headers: HeaderMap,
-) -> Response {
-    let call = enter_or_return!(app, peer, query, headers);
+async fn resources(call: Call) -> Response {
     let policy = call.app.resources.policy();
     let names: Vec<&String> = policy
         .resource_names()
@@ -375,39 +328,24 @@ async fn resources(
 
 /// `GET /api/resources/{name}?limit=&cursor=` → a page of records, as
 /// `list` shows them (guards and protected fields apply).
-async fn records(
-    State(app): State<Arc<App>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Path(name): Path<String>,
-    Query(query): Query<Vec<(String, String)>>,
-    headers: HeaderMap,
-) -> Response {
-    let call = enter_or_return!(app, peer, query, headers);
+async fn records(Path(name): Path<String>, call: Call) -> Response {
     let limit = call.param("limit").and_then(|l| l.parse().ok());
     let cursor = call.param("cursor").map(str::to_owned);
-    match call
+    let page = call
         .app
         .resources
         .list(&call.access(), &name, &Value::Null, limit, cursor)
-        .await
-    {
-        Ok((page, next)) => {
-            let data: Vec<Value> = page.into_iter().map(|r| r.record).collect();
-            ok(json!({"type": "data", "resource": name, "data": data, "cursor": next}))
-        }
-        Err(e) => error(&call.app, &e),
-    }
+        .await;
+    let result = page.map(|(page, next)| {
+        let data: Vec<Value> = page.into_iter().map(|r| r.record).collect();
+        json!({"type": "data", "resource": name, "data": data, "cursor": next})
+    });
+    respond(&call, result)
 }
 
 /// `GET /api/info` → this node, the cluster's nodes, connections, store,
 /// and plugins with their load state.
-async fn info(
-    State(app): State<Arc<App>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Query(query): Query<Vec<(String, String)>>,
-    headers: HeaderMap,
-) -> Response {
-    let call = enter_or_return!(app, peer, query, headers);
+async fn info(call: Call) -> Response {
     let app = &call.app;
     let snapshot = app.plugins.snapshot();
     let errors = app.plugins.errors();

@@ -137,13 +137,19 @@ fn rust(dir: &Path, name: &str, work: &Path) -> Result<PathBuf, ScaffoldError> {
         &mut cargo,
     )?;
     let core = target_dir.join("wasm32-unknown-unknown/release").join(file);
+    componentize(dir, &core, work)
+}
+
+/// Wraps a core module (whose bindings embed the component type) as a
+/// component: the last step of the Debian Rust and the C builds.
+fn componentize(dir: &Path, core: &Path, work: &Path) -> Result<PathBuf, ScaffoldError> {
     let component = work.join("component.wasm");
     run(
         "wasm-tools component new",
         dir,
         Command::new("wasm-tools")
             .args(["component", "new"])
-            .arg(&core)
+            .arg(core)
             .arg("-o")
             .arg(&component),
     )?;
@@ -215,15 +221,5 @@ fn c(dir: &Path, work: &Path) -> Result<PathBuf, ScaffoldError> {
             .arg("-o")
             .arg(&core),
     )?;
-    let component = work.join("component.wasm");
-    run(
-        "wasm-tools component new",
-        dir,
-        Command::new("wasm-tools")
-            .args(["component", "new"])
-            .arg(&core)
-            .arg("-o")
-            .arg(&component),
-    )?;
-    Ok(component)
+    componentize(dir, &core, work)
 }
