@@ -72,6 +72,8 @@ pub struct App {
     pub sessions: TaskTracker,
     /// Caps concurrent connections.
     pub connections: Arc<Semaphore>,
+    /// The WebSocket layer: upgrade options, compression and its budget.
+    pub wire: crate::wire::Layer,
     /// Loaded WebAssembly plugins.
     pub plugins: Arc<Plugins>,
     /// Configured resources over the store.
@@ -159,6 +161,7 @@ impl App {
             topics: Default::default(),
             quotas,
             connections: Arc::new(Semaphore::new(sockets)),
+            wire: crate::wire::Layer::new(&config.limits),
             admission,
             cluster,
             config: Arc::new(config),

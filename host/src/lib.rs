@@ -5,6 +5,8 @@
 //! The flow of a frame, top to bottom:
 //! - [`gateway`]: axum routes; upgrades each dialect's path, extracts and
 //!   verifies the token, serves `/healthz`, `/readyz`, `/metrics`.
+//! - [`wire`]: the WebSocket layer (yawc): upgrades, permessage-deflate
+//!   and its memory budget, frames as axum `Message`s.
 //! - [`session`]: one task per connection: read, apply, write, heartbeat,
 //!   rate limit, slow-consumer and oversize handling.
 //! - [`protocol`]: the [`protocol::Dialect`] trait and the dialects, which
@@ -32,9 +34,9 @@
 //! - [`app`]: shared state and the server's lifecycle; [`shutdown`]: signals.
 //! - [`error`]: the error codes clients see (shared with the WIT).
 //!
-//! Dependencies run one way: gateway → session → protocol / plugins →
-//! resources → policy → bus / store / auth; cluster → bus (the app
-//! attaches it).
+//! Dependencies run one way: gateway → session → wire, and session →
+//! protocol / plugins → resources → policy → bus / store / auth; cluster
+//! → bus (the app attaches it).
 //! - [`cli`]: the `switchboard` command line; [`scaffold`]: its `plugin
 //!   new` / `plugin build` (templates per language, toolchain calls).
 
@@ -56,6 +58,7 @@ pub mod scaffold;
 pub mod session;
 pub mod shutdown;
 pub mod store;
+pub mod wire;
 
 pub use app::{App, Server, StartError};
 pub use config::Config;

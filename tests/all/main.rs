@@ -6,6 +6,7 @@ mod authz;
 mod binary;
 mod channels;
 mod cluster;
+mod compression;
 mod dialects;
 mod durability;
 mod errors;

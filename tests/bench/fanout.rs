@@ -27,7 +27,7 @@ pub struct Fanout {
 }
 
 /// The `"t":<micros>` field a publish embedded.
-fn sent_time(frame: &str) -> Option<u64> {
+pub fn sent_time(frame: &str) -> Option<u64> {
     let at = frame.find("\"t\":")? + 4;
     let digits: &str = &frame[at..];
     let end = digits

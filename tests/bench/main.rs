@@ -8,6 +8,7 @@
 //! and load it from this one over loopback.
 
 mod cluster;
+mod compression;
 mod fanout;
 mod idle;
 mod inserts;
@@ -34,6 +35,8 @@ enum Scenario {
     Fanout,
     /// Fan-out where every subscriber holds a guard filter.
     Guarded,
+    /// Broadcast and idle connections with permessage-deflate on and off.
+    Compression,
     /// Hot swap of a plugin under load.
     Swap,
     /// Fan-out across a cluster of nodes on Redis vs a single node.
@@ -109,6 +112,9 @@ async fn main() {
     }
     if matches!(args.scenario, Scenario::Fanout | Scenario::All) {
         fanout::run(&args.subscribers, args.messages).await;
+    }
+    if matches!(args.scenario, Scenario::Compression | Scenario::All) {
+        compression::run(&args.subscribers, args.messages).await;
     }
     if matches!(args.scenario, Scenario::Guarded | Scenario::All) {
         let n = args.subscribers.iter().copied().max().unwrap_or(10_000);

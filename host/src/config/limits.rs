@@ -75,6 +75,35 @@ pub struct Limits {
     /// File descriptors kept free of WebSocket connections, so /healthz,
     /// /metrics and new handshakes still get in at the process's limit.
     pub fd_reserve: usize,
+    /// permessage-deflate (RFC 7692) for clients that offer it.
+    pub compression: Compression,
+    /// Deflate level, 0 (store) to 9 (smallest); 1 is fastest.
+    pub compression_level: u32,
+    /// The largest LZ77 window either side may use, 9 to 15 bits; a
+    /// client's smaller `*_max_window_bits` offer is honoured.
+    pub compression_window_bits: u8,
+    /// Keep each connection's deflate state from one message to the next
+    /// (better ratio, about 300 KiB per connection at 15 bits). Off, the
+    /// server asks both sides for `no_context_takeover` and connections
+    /// borrow state from a shared pool for one message at a time, so an
+    /// idle compressed connection costs nothing extra.
+    pub compression_context_takeover: bool,
+    /// Messages smaller than this go out uncompressed (deflate rarely
+    /// shrinks a few dozen bytes and each call costs CPU).
+    pub compression_threshold_bytes: usize,
+    /// Memory all kept deflate states may hold together (with context
+    /// takeover); a connection that would pass it is served uncompressed.
+    pub compression_memory_bytes: usize,
+}
+
+/// Whether permessage-deflate is negotiated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    /// Never: every frame goes uncompressed.
+    Off,
+    /// With every client that offers it.
+    On,
 }
 
 impl Default for Limits {
@@ -103,6 +132,12 @@ impl Default for Limits {
             max_handshakes_per_ip: 1024,
             max_connections_per_ip: 4096,
             fd_reserve: 64,
+            compression: Compression::On,
+            compression_level: 1,
+            compression_window_bits: 15,
+            compression_context_takeover: false,
+            compression_threshold_bytes: 64,
+            compression_memory_bytes: 64 << 20,
         }
     }
 }

@@ -15,7 +15,7 @@ mod plugins;
 
 pub use auth::{ApiKeyIdentity, AuthConfig, ProviderConfig};
 pub use cluster::{ChannelOptions, ClusterConfig};
-pub use limits::Limits;
+pub use limits::{Compression, Limits};
 pub use plugins::{PluginLimits, PluginsConfig};
 
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -255,6 +255,19 @@ impl Config {
                     "paths.{name} and paths.{other} are both `{path}`"
                 )));
             }
+        }
+        let limits = &self.limits;
+        if !(9..=15).contains(&limits.compression_window_bits) {
+            return Err(ConfigError::Value(format!(
+                "limits.compression_window_bits = {}: use 9 to 15",
+                limits.compression_window_bits
+            )));
+        }
+        if limits.compression_level > 9 {
+            return Err(ConfigError::Value(format!(
+                "limits.compression_level = {}: use 0 to 9",
+                limits.compression_level
+            )));
         }
         for (i, provider) in self.auth.all_providers().iter().enumerate() {
             if provider.issuer.is_none() && provider.jwks_url.is_none() {

@@ -4,7 +4,6 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -17,6 +16,7 @@ use super::accept::Held;
 use crate::policy::Actor;
 use crate::protocol::Dialect;
 use crate::session::{self, close_frame, Connected, CLOSE_POLICY};
+use crate::wire::{Message, Socket, Upgrade as WsUpgrade};
 use crate::App;
 
 /// A GET route upgrading to `dialect`.
@@ -28,7 +28,7 @@ pub(super) fn route(dialect: &'static dyn Dialect, path: &str) -> MethodRouter<A
               held: Option<Extension<Held>>,
               headers: HeaderMap,
               Query(query): Query<Vec<(String, String)>>,
-              ws: WebSocketUpgrade| async move {
+              ws: WsUpgrade| async move {
             let serve: Serve = Box::new(move |socket, app, connected| {
                 Box::pin(session::serve_socket(socket, app, dialect, connected))
             });
@@ -45,7 +45,7 @@ pub(super) fn route(dialect: &'static dyn Dialect, path: &str) -> MethodRouter<A
 }
 
 /// Serves an accepted, authorized socket.
-type Serve = Box<dyn FnOnce(WebSocket, Arc<App>, Connected) -> BoxFuture<'static, ()> + Send>;
+type Serve = Box<dyn FnOnce(Socket, Arc<App>, Connected) -> BoxFuture<'static, ()> + Send>;
 
 /// What an upgrade request brings.
 struct Upgrade<'a> {
@@ -62,7 +62,7 @@ struct Upgrade<'a> {
 /// connection cap (HTTP 503), apply the payload limit, then — once
 /// upgraded — authenticate and ask the connect guards, closing with 1008
 /// and the reason if either says no, before handing the socket to `serve`.
-fn accept(app: Arc<App>, request: Upgrade<'_>, ws: WebSocketUpgrade, serve: Serve) -> Response {
+fn accept(app: Arc<App>, request: Upgrade<'_>, ws: WsUpgrade, serve: Serve) -> Response {
     let Upgrade {
         headers,
         query,
@@ -85,50 +85,57 @@ fn accept(app: Arc<App>, request: Upgrade<'_>, ws: WebSocketUpgrade, serve: Serv
         return (StatusCode::FORBIDDEN, format!("FORBIDDEN: {reason}")).into_response();
     }
     let token = token.map(|(token, _)| token);
-    let limits = &app.config.limits;
     let tracked = app.sessions.token();
-    // Small socket buffers: tungstenite's defaults (128 KiB each) would cost
-    // idle connections more than everything else together. Reads go in
-    // `read_chunk_bytes` steps; writes buffer up to 16 KiB and are flushed
-    // after each batch the session writes.
-    ws.max_message_size(limits.max_payload_bytes)
-        .max_frame_size(limits.max_payload_bytes)
-        .read_buffer_size(limits.read_chunk_bytes)
-        .write_buffer_size(16 * 1024)
-        .on_upgrade(move |socket| async move {
-            let _permit = permit;
-            let _tracked = tracked;
-            let _held = held;
-            // Boxed, like the guard below: verification may fetch an
-            // identity provider's keys.
-            let identity = match Box::pin(app.auth.authenticate(token.as_deref())).await {
-                Ok(identity) => identity,
-                Err(err) => return refuse(socket, &app, &format!("UNAUTHORIZED: {err}")).await,
-            };
-            // Boxed: a plugin call's state is large, and this future lives
-            // as long as the connection; inline, every idle connection
-            // would carry it.
-            let actor = Actor::new(Arc::new(identity.clone()), None);
-            let allowed = Box::pin(app.resources.policy().connect(&actor, &path, &query)).await;
-            drop(actor);
-            if let Err(err) = allowed {
-                return refuse(socket, &app, &format!("FORBIDDEN: {}", err.message)).await;
+    // Small socket buffers (the layer's options): idle connections must
+    // stay cheap. Compression is agreed here, if offered and on.
+    let (response, socket) = match app.wire.upgrade(ws, headers) {
+        Ok(pair) => pair,
+        Err(refused) => return *refused,
+    };
+    tokio::spawn(async move {
+        let _permit = permit;
+        let _tracked = tracked;
+        let _held = held;
+        // The socket stays boxed until the session takes it, and refusals
+        // are boxed too: this task's future is as large as its largest
+        // state and lives as long as the connection.
+        let Some(socket) = socket.await.map(Box::new) else {
+            return;
+        };
+        // Boxed, like the guard below: verification may fetch an
+        // identity provider's keys.
+        let identity = match Box::pin(app.auth.authenticate(token.as_deref())).await {
+            Ok(identity) => identity,
+            Err(err) => {
+                let reason = format!("UNAUTHORIZED: {err}");
+                return Box::pin(refuse(socket, &app, &reason)).await;
             }
-            let connected = Connected {
-                identity,
-                query,
-                peer: Some(peer.ip()),
-            };
-            serve(socket, app, connected).await;
-        })
+        };
+        // Boxed: a plugin call's state is large, and this future lives
+        // as long as the connection; inline, every idle connection
+        // would carry it.
+        let actor = Actor::new(Arc::new(identity.clone()), None);
+        let allowed = Box::pin(app.resources.policy().connect(&actor, &path, &query)).await;
+        drop(actor);
+        if let Err(err) = allowed {
+            let reason = format!("FORBIDDEN: {}", err.message);
+            return Box::pin(refuse(socket, &app, &reason)).await;
+        }
+        let connected = Connected {
+            identity,
+            query,
+            peer: Some(peer.ip()),
+        };
+        serve(*socket, app, connected).await;
+    });
+    response
 }
 
 /// Closes a socket whose token or connect guard refused it, saying why.
-async fn refuse(mut socket: WebSocket, app: &App, reason: &str) {
+async fn refuse(mut socket: Box<Socket>, app: &App, reason: &str) {
     app.metrics.disconnect("refused");
-    let _ = socket
-        .send(Message::Close(Some(close_frame(CLOSE_POLICY, reason))))
-        .await;
+    let close = Message::Close(Some(close_frame(CLOSE_POLICY, reason)));
+    let _ = futures_util::SinkExt::send(&mut *socket, close).await;
 }
 
 /// Everything no route claims: a plugin's scripted socket, or 404.
@@ -139,7 +146,7 @@ pub(super) async fn scripted(
     uri: axum::http::Uri,
     headers: HeaderMap,
     Query(query): Query<Vec<(String, String)>>,
-    ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+    ws: Result<WsUpgrade, StatusCode>,
 ) -> Response {
     let path = uri.path().to_owned();
     let Some(plugin) = app.plugins.snapshot().socket(&path).cloned() else {

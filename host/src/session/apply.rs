@@ -321,7 +321,7 @@ impl super::Handler for Session {
         &self.id
     }
 
-    async fn greeting(&mut self) -> Result<Vec<axum::extract::ws::Message>, super::Close> {
+    async fn greeting(&mut self) -> Result<Vec<crate::wire::Message>, super::Close> {
         let mut frames = self.dialect.greeting(&self.conn());
         for command in self.dialect.start(&self.conn()) {
             let request = Request::new(None, command);
@@ -330,17 +330,14 @@ impl super::Handler for Session {
         Ok(super::frames(&frames))
     }
 
-    async fn on_text(
-        &mut self,
-        text: &str,
-    ) -> Result<Vec<axum::extract::ws::Message>, super::Close> {
+    async fn on_text(&mut self, text: &str) -> Result<Vec<crate::wire::Message>, super::Close> {
         Ok(super::frames(&self.handle_text(text).await))
     }
 
     async fn on_outbound(
         &mut self,
         out: Outbound,
-    ) -> Result<Vec<axum::extract::ws::Message>, super::Close> {
+    ) -> Result<Vec<crate::wire::Message>, super::Close> {
         match &out.event {
             Event::Change(change)
                 if self
@@ -396,7 +393,7 @@ impl super::Handler for Session {
         self.actor.identity.expires_at_ms
     }
 
-    fn expiry_warning(&self, ms_left: u64) -> Vec<axum::extract::ws::Message> {
+    fn expiry_warning(&self, ms_left: u64) -> Vec<crate::wire::Message> {
         let error = ClientError::new(
             ErrorCode::TokenExpired,
             format!(

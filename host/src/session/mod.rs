@@ -21,7 +21,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use crate::wire::{CloseFrame, Message, Socket, Utf8Bytes, WireError};
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use tokio::time::{sleep_until, Instant};
 
@@ -167,7 +167,7 @@ pub struct Connected {
 
 /// Serves one upgraded socket in `dialect` until it closes.
 pub async fn serve_socket(
-    socket: WebSocket,
+    socket: Socket,
     app: Arc<App>,
     dialect: &'static dyn Dialect,
     connected: Connected,
@@ -190,7 +190,7 @@ pub async fn run<W, R, H>(
     mut handler: H,
 ) where
     W: Sink<Message> + Unpin + Send,
-    R: Stream<Item = Result<Message, axum::Error>> + Unpin + Send,
+    R: Stream<Item = Result<Message, WireError>> + Unpin + Send,
     H: Handler,
 {
     let limits = app.config.limits.clone();
@@ -332,17 +332,15 @@ pub fn outbound_frame(dialect: &dyn Dialect, out: Outbound) -> Option<Message> {
 }
 
 /// The close to send after a read error, by RFC 6455's codes: an oversized
-/// frame or message gets 1009 with the limit, a text frame that is not
-/// UTF-8 1007, any other protocol violation (an unmasked frame, a reserved
-/// opcode or RSV bit, a fragmented or oversized control frame, a stray
-/// continuation, a 1-byte close payload...) 1002 with what it was. The
-/// WebSocket layer's own error type says which; its text is never matched.
-fn read_error_close(app: &App, err: &axum::Error) -> Option<Close> {
-    use std::error::Error as _;
-    use tungstenite::Error as Ws;
-    let ws = err.source().and_then(|e| e.downcast_ref::<Ws>());
-    let close = match ws {
-        Some(Ws::Capacity(_)) => {
+/// message (decompressed size, when compressed) gets 1009 with the limit, a
+/// text frame that is not UTF-8 1007, any other protocol violation (an
+/// unmasked frame, a reserved opcode or RSV bit, a fragmented or oversized
+/// control frame, a stray continuation, a 1-byte close payload, bad deflate
+/// data...) 1002 with what it was. The WebSocket layer usually sent its
+/// own close already; this one then goes nowhere.
+fn read_error_close(app: &App, err: &WireError) -> Option<Close> {
+    let close = match err {
+        WireError::TooBig => {
             app.metrics.disconnect("payload_too_large");
             app.metrics.error(crate::error::ErrorCode::PayloadTooLarge);
             let limit = app.config.limits.max_payload_bytes;
@@ -351,19 +349,19 @@ fn read_error_close(app: &App, err: &axum::Error) -> Option<Close> {
                 format!("PAYLOAD_TOO_LARGE: message exceeds {limit} bytes"),
             )
         }
-        Some(Ws::Utf8(_)) => {
+        WireError::InvalidUtf8 => {
             app.metrics.disconnect("invalid_utf8");
             (
                 CLOSE_INVALID_DATA,
                 "INVALID_PAYLOAD: a text frame is not valid UTF-8".to_owned(),
             )
         }
-        Some(Ws::Protocol(violation)) => {
+        WireError::Protocol(violation) => {
             app.metrics.disconnect("protocol_error");
             (CLOSE_PROTOCOL, format!("PROTOCOL_ERROR: {violation}"))
         }
-        _ => {
-            tracing::debug!(cause = %err, "read error");
+        WireError::Closed(cause) => {
+            tracing::debug!(%cause, "read error");
             return None;
         }
     };

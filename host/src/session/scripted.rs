@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::ws::{Message, Utf8Bytes};
+use crate::wire::{Message, Utf8Bytes};
 use serde_json::json;
 
 use super::{Close, Connected, Handler, CLOSE_INTERNAL, CLOSE_POLICY};

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::Message;
+use crate::wire::{Message, WireError};
 use futures_util::{sink, stream, Sink, Stream};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
@@ -33,7 +33,7 @@ fn app(dir: &tempfile::TempDir, warning_ms: u64) -> Arc<App> {
 #[allow(clippy::type_complexity)]
 fn socket() -> (
     mpsc::UnboundedSender<Message>,
-    impl Stream<Item = Result<Message, axum::Error>> + Unpin + Send,
+    impl Stream<Item = Result<Message, WireError>> + Unpin + Send,
     impl Sink<Message> + Unpin + Send,
     mpsc::UnboundedReceiver<Message>,
 ) {

@@ -23,9 +23,19 @@ pub(crate) struct RawWs {
 impl RawWs {
     /// Upgrades `path` on `addr`.
     pub(crate) async fn connect(addr: std::net::SocketAddr, path: &str) -> Self {
+        Self::connect_with(addr, path, "").await.0
+    }
+
+    /// Upgrades `path` on `addr` with `headers` (each line ending in
+    /// CRLF) added; returns the socket and the response head.
+    pub(crate) async fn connect_with(
+        addr: std::net::SocketAddr,
+        path: &str,
+        headers: &str,
+    ) -> (Self, String) {
         let mut stream = TcpStream::connect(addr).await.expect("connect");
         let request = format!(
-            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{headers}\r\n"
         );
         stream.write_all(request.as_bytes()).await.expect("write");
         let mut head = Vec::new();
@@ -34,16 +44,25 @@ impl RawWs {
             stream.read_exact(&mut byte).await.expect("response");
             head.push(byte[0]);
         }
-        assert!(
-            head.starts_with(b"HTTP/1.1 101"),
-            "{}",
-            String::from_utf8_lossy(&head)
-        );
-        Self { stream }
+        let head = String::from_utf8_lossy(&head).into_owned();
+        assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+        (Self { stream }, head)
     }
 
     /// Sends one frame: `first` is FIN/RSV/opcode, masked unless `unmasked`.
     pub(crate) async fn frame(&mut self, first: u8, payload: &[u8], unmasked: bool) {
+        self.try_frame(first, payload, unmasked)
+            .await
+            .expect("write frame");
+    }
+
+    /// As [`RawWs::frame`], for a server that may have closed already.
+    pub(crate) async fn try_frame(
+        &mut self,
+        first: u8,
+        payload: &[u8],
+        unmasked: bool,
+    ) -> std::io::Result<()> {
         let mut out = vec![first];
         let mask_bit = if unmasked { 0 } else { 0x80 };
         match payload.len() {
@@ -64,7 +83,30 @@ impl RawWs {
             out.extend_from_slice(&key);
             out.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
         }
-        self.stream.write_all(&out).await.expect("write frame");
+        self.stream.write_all(&out).await
+    }
+
+    /// Reads one server frame: its first byte (FIN, RSV bits, opcode)
+    /// and its payload; `None` when the connection ended.
+    pub(crate) async fn read_frame(&mut self) -> Option<(u8, Vec<u8>)> {
+        let mut head = [0u8; 2];
+        self.stream.read_exact(&mut head).await.ok()?;
+        let len = match head[1] & 0x7f {
+            126 => {
+                let mut b = [0u8; 2];
+                self.stream.read_exact(&mut b).await.ok()?;
+                u16::from_be_bytes(b) as usize
+            }
+            127 => {
+                let mut b = [0u8; 8];
+                self.stream.read_exact(&mut b).await.ok()?;
+                u64::from_be_bytes(b) as usize
+            }
+            n => n as usize,
+        };
+        let mut payload = vec![0u8; len];
+        self.stream.read_exact(&mut payload).await.ok()?;
+        Some((head[0], payload))
     }
 
     /// Reads server frames until a close; returns its code and reason
@@ -72,24 +114,8 @@ impl RawWs {
     pub(crate) async fn close(&mut self) -> Option<(u16, String)> {
         tokio::time::timeout(WAIT, async {
             loop {
-                let mut head = [0u8; 2];
-                self.stream.read_exact(&mut head).await.ok()?;
-                let len = match head[1] & 0x7f {
-                    126 => {
-                        let mut b = [0u8; 2];
-                        self.stream.read_exact(&mut b).await.ok()?;
-                        u16::from_be_bytes(b) as usize
-                    }
-                    127 => {
-                        let mut b = [0u8; 8];
-                        self.stream.read_exact(&mut b).await.ok()?;
-                        u64::from_be_bytes(b) as usize
-                    }
-                    n => n as usize,
-                };
-                let mut payload = vec![0u8; len];
-                self.stream.read_exact(&mut payload).await.ok()?;
-                if head[0] & 0x0f == 0x8 {
+                let (first, payload) = self.read_frame().await?;
+                if first & 0x0f == 0x8 {
                     let code = payload.get(..2).map(|c| u16::from_be_bytes([c[0], c[1]]))?;
                     return Some((code, String::from_utf8_lossy(&payload[2..]).into_owned()));
                 }

@@ -1,0 +1,315 @@
+//! The WebSocket layer: yawc under axum, adapted to the frames sessions
+//! speak (axum's [`Message`]), and permessage-deflate (RFC 7692) with its
+//! memory bounded.
+//!
+//! Why yawc and not axum's own tungstenite: tungstenite has no
+//! permessage-deflate (tungstenite-rs#426 is still open), while yawc
+//! negotiates it, inflates with the payload limit applied to the
+//! *decompressed* size (a compression bomb closes with 1009 before more is
+//! allocated) and can lend deflate state from a shared pool to connections
+//! that keep no context, so an idle compressed connection costs nothing.
+//! The session loop never sees yawc: it reads and writes [`Message`]s and
+//! reads [`WireError`]s, so it stays testable with plain channels.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+
+pub use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use futures_util::{Sink, Stream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use yawc::close::CloseCode;
+use yawc::{CompressionLevel, DeflateOptions, DeflatePool, Frame, OpCode, Options};
+
+use crate::config::{Compression, Limits};
+
+/// The upgrade request, as axum extracts it.
+pub type Upgrade = yawc::IncomingUpgrade;
+
+/// Why reading or writing a socket failed. The variants are what the
+/// session answers differently (RFC 6455's close codes), so nothing ever
+/// matches on a message's text.
+#[derive(Debug, thiserror::Error)]
+pub enum WireError {
+    /// A frame or message — decompressed, if compressed — reached the
+    /// payload limit (1009).
+    #[error("message exceeds the payload limit")]
+    TooBig,
+    /// A text message is not UTF-8 (1007).
+    #[error("a text frame is not valid UTF-8")]
+    InvalidUtf8,
+    /// Any other protocol violation (1002): reserved bits or opcodes,
+    /// fragmented or oversized control frames, bad close frames, a
+    /// compressed frame where no compression was agreed, bad deflate data.
+    #[error("{0}")]
+    Protocol(String),
+    /// The connection is closed or the transport failed.
+    #[error("connection closed: {0}")]
+    Closed(String),
+}
+
+impl From<yawc::WebSocketError> for WireError {
+    fn from(err: yawc::WebSocketError) -> Self {
+        use yawc::WebSocketError as E;
+        match err {
+            E::FrameTooLarge => Self::TooBig,
+            E::InvalidUTF8 => Self::InvalidUtf8,
+            E::ConnectionClosed | E::IoError(_) => Self::Closed(err.to_string()),
+            other => Self::Protocol(other.to_string()),
+        }
+    }
+}
+
+/// How connections are upgraded: the options every socket gets, and the
+/// memory budget of the deflate state kept per connection.
+pub struct Layer {
+    plain: Options,
+    compressed: Option<Options>,
+    /// Per-connection deflate state's estimated size, in KiB, when it is
+    /// kept between messages (context takeover); `None` when it is pooled.
+    kept_kib: Option<u32>,
+    /// KiB of kept deflate state still free.
+    budget: Arc<Semaphore>,
+}
+
+impl Layer {
+    /// The layer `limits` describe.
+    pub fn new(limits: &Limits) -> Self {
+        // yawc's payload limit is exclusive; ours admits exactly the limit.
+        let max = limits.max_payload_bytes.saturating_add(1);
+        let plain = Options::default()
+            .with_limits(max, max)
+            .with_read_buffer_capacity(limits.read_chunk_bytes.max(64))
+            // Small, because every idle connection holds one; it grows
+            // for a burst and shrinks back once written out.
+            .with_write_buffer_capacity(0)
+            .with_backpressure_boundary(16 * 1024)
+            .without_compression();
+        let bits = limits.compression_window_bits;
+        let compressed = (limits.compression == Compression::On).then(|| {
+            let keep = limits.compression_context_takeover;
+            Options {
+                compression: Some(DeflateOptions {
+                    level: CompressionLevel::new(limits.compression_level.min(9)),
+                    server_max_window_bits: Some(bits),
+                    client_max_window_bits: Some(bits),
+                    server_no_context_takeover: !keep,
+                    client_no_context_takeover: !keep,
+                    compression_threshold: limits.compression_threshold_bytes,
+                    // Enough idle state for the messages compressed at one
+                    // moment (about one per worker thread, both ways).
+                    pool: (!keep).then(|| DeflatePool::new(64)),
+                }),
+                ..plain.clone()
+            }
+        });
+        let kept_kib = limits
+            .compression_context_takeover
+            .then(|| kept_state_kib(bits));
+        let budget_kib = (limits.compression_memory_bytes / 1024).min(Semaphore::MAX_PERMITS);
+        Self {
+            plain,
+            compressed,
+            kept_kib,
+            budget: Arc::new(Semaphore::new(budget_kib)),
+        }
+    }
+
+    /// Answers an upgrade: the HTTP response to send, and the socket once
+    /// the connection has switched protocols (or the refusal to send).
+    /// Compression is agreed when the client offers it, it is on, and
+    /// (with kept state) the budget has room; otherwise the socket is
+    /// plain, as if it had never been offered.
+    ///
+    /// # Errors
+    /// A response refusing a request yawc cannot answer.
+    pub fn upgrade(
+        &self,
+        upgrade: Upgrade,
+        headers: &HeaderMap,
+    ) -> Result<
+        (
+            Response,
+            impl Future<Output = Option<Socket>> + Send + 'static,
+        ),
+        Box<Response>,
+    > {
+        let mut permit = None;
+        let options = match (&self.compressed, self.kept_kib) {
+            (Some(compressed), None) if offers_deflate(headers) => compressed.clone(),
+            (Some(compressed), Some(kib)) if offers_deflate(headers) => {
+                match self.budget.clone().try_acquire_many_owned(kib) {
+                    Ok(held) => {
+                        permit = Some(held);
+                        compressed.clone()
+                    }
+                    Err(_) => {
+                        tracing::debug!("compression budget spent: serving uncompressed");
+                        self.plain.clone()
+                    }
+                }
+            }
+            _ => self.plain.clone(),
+        };
+        let (response, socket) = upgrade.upgrade(options).map_err(|err| {
+            Box::new((axum::http::StatusCode::BAD_REQUEST, err.to_string()).into_response())
+        })?;
+        let socket = async move {
+            match socket.await {
+                Ok(ws) => Some(Socket {
+                    ws,
+                    _budget: permit,
+                }),
+                Err(err) => {
+                    tracing::debug!(%err, "upgrade failed");
+                    None
+                }
+            }
+        };
+        Ok((response.map(axum::body::Body::new), socket))
+    }
+}
+
+/// Whether a request offers permessage-deflate.
+fn offers_deflate(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(axum::http::header::SEC_WEBSOCKET_EXTENSIONS)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|offer| {
+            offer
+                .split(';')
+                .next()
+                .is_some_and(|name| name.trim().eq_ignore_ascii_case("permessage-deflate"))
+        })
+}
+
+/// zlib's own sizing: a deflater holds `2^(bits+2)` of window and hash
+/// plus `2^(memLevel+9)` (memLevel 8) of pending output, an inflater its
+/// `2^bits` window; a few KiB of state on each side.
+fn kept_state_kib(bits: u8) -> u32 {
+    let bytes = (1u32 << (bits + 2)) + (1 << 17) + (1 << bits) + 16 * 1024;
+    bytes / 1024
+}
+
+/// One upgraded connection, speaking [`Message`]s.
+pub struct Socket {
+    ws: yawc::WebSocket<yawc::HttpStream>,
+    /// The kept deflate state's share of the budget, given back on drop.
+    _budget: Option<OwnedSemaphorePermit>,
+}
+
+impl Stream for Socket {
+    type Item = Result<Message, WireError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        match ready!(this.ws.poll_next_frame(cx)) {
+            Ok(frame) => Poll::Ready(Some(from_frame(frame))),
+            Err(yawc::WebSocketError::ConnectionClosed) => Poll::Ready(None),
+            Err(err) => Poll::Ready(Some(Err(err.into()))),
+        }
+    }
+}
+
+impl Sink<Message> for Socket {
+    type Error = WireError;
+
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), WireError>> {
+        Pin::new(&mut self.get_mut().ws)
+            .poll_ready(cx)
+            .map_err(Into::into)
+    }
+
+    fn start_send(self: Pin<&mut Self>, message: Message) -> Result<(), WireError> {
+        Pin::new(&mut self.get_mut().ws)
+            .start_send(to_frame(message))
+            .map_err(Into::into)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), WireError>> {
+        Pin::new(&mut self.get_mut().ws)
+            .poll_flush(cx)
+            .map_err(Into::into)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), WireError>> {
+        Pin::new(&mut self.get_mut().ws)
+            .poll_close(cx)
+            .map_err(Into::into)
+    }
+}
+
+/// A reassembled (and inflated) frame as a [`Message`]; text is checked
+/// for UTF-8 here, once.
+fn from_frame(frame: Frame) -> Result<Message, WireError> {
+    let close = frame.close_code().map(|code| CloseFrame {
+        code: code.into(),
+        reason: frame
+            .close_reason()
+            .ok()
+            .flatten()
+            .map(Utf8Bytes::from)
+            .unwrap_or_default(),
+    });
+    let (opcode, _, payload) = frame.into_parts();
+    Ok(match opcode {
+        OpCode::Text => {
+            Message::Text(Utf8Bytes::try_from(payload).map_err(|_| WireError::InvalidUtf8)?)
+        }
+        OpCode::Binary => Message::Binary(payload),
+        OpCode::Ping => Message::Ping(payload),
+        OpCode::Pong => Message::Pong(payload),
+        OpCode::Close => Message::Close(close),
+        OpCode::Continuation => {
+            return Err(WireError::Protocol("a stray continuation frame".into()))
+        }
+    })
+}
+
+/// A [`Message`] as the frame to send.
+fn to_frame(message: Message) -> Frame {
+    match message {
+        Message::Text(text) => Frame::text(bytes::Bytes::from(text)),
+        Message::Binary(bytes) => Frame::binary(bytes),
+        Message::Ping(bytes) => Frame::ping(bytes),
+        Message::Pong(bytes) => Frame::pong(bytes),
+        Message::Close(Some(close)) => {
+            Frame::close(CloseCode::from(close.code), close.reason.as_bytes())
+        }
+        Message::Close(None) => Frame::close(CloseCode::Normal, b""),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_deflate_offer_counts() {
+        let mut headers = HeaderMap::new();
+        assert!(!offers_deflate(&headers));
+        headers.insert(
+            axum::http::header::SEC_WEBSOCKET_EXTENSIONS,
+            "x-webkit-deflate-frame, permessage-deflate; client_max_window_bits"
+                .parse()
+                .unwrap(),
+        );
+        assert!(offers_deflate(&headers));
+        headers.insert(
+            axum::http::header::SEC_WEBSOCKET_EXTENSIONS,
+            "permessage-deflater".parse().unwrap(),
+        );
+        assert!(!offers_deflate(&headers));
+    }
+
+    #[test]
+    fn kept_state_grows_with_the_window() {
+        assert!(kept_state_kib(15) > 250);
+        assert!(kept_state_kib(9) < kept_state_kib(15));
+    }
+}
