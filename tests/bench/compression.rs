@@ -114,15 +114,21 @@ async fn subscribe_all(addr: SocketAddr, n: usize, offer: bool, read: &Arc<Atomi
     subs
 }
 
-/// A JSON row as dashboards and feeds send them, stamped with its send time.
-fn row(t: u64, i: usize) -> Value {
-    json!({"t": t, "i": i, "table": "quotes", "row": {
-        "id": format!("q-{i}"), "symbol": "ACME", "venue": "XNAS", "currency": "USD",
-        "bid": 100.25 + (i % 13) as f64 / 100.0, "ask": 100.27 + (i % 11) as f64 / 100.0,
-        "bid_size": 300 + i % 17, "ask_size": 200 + i % 19, "status": "open",
-        "updated_by": "feed-7", "tags": ["equity", "us", "nasdaq", "level1"],
-        "note": "regular trading session; quotes are consolidated across venues",
-    }})
+/// `rows` JSON rows as dashboards and feeds send them (one row: an
+/// update; many: a page or snapshot), stamped with the send time.
+fn message(t: u64, i: usize, rows: usize) -> Value {
+    let rows: Vec<Value> = (i..i + rows)
+        .map(|i| {
+            json!({
+                "id": format!("q-{i}"), "symbol": "ACME", "venue": "XNAS", "currency": "USD",
+                "bid": 100.25 + (i % 13) as f64 / 100.0, "ask": 100.27 + (i % 11) as f64 / 100.0,
+                "bid_size": 300 + i % 17, "ask_size": 200 + i % 19, "status": "open",
+                "updated_by": "feed-7", "tags": ["equity", "us", "nasdaq", "level1"],
+                "note": "regular trading session; quotes are consolidated across venues",
+            })
+        })
+        .collect();
+    json!({"t": t, "i": i, "table": "quotes", "rows": rows})
 }
 
 struct Run {
@@ -137,7 +143,7 @@ struct Run {
 async fn broadcast(
     addr: SocketAddr,
     subs: Vec<Sub>,
-    messages: usize,
+    (messages, rows): (usize, usize),
     pace: Duration,
     read: &Arc<AtomicU64>,
 ) -> (Run, Vec<Sub>) {
@@ -162,10 +168,10 @@ async fn broadcast(
     let before = read.load(Ordering::Relaxed);
     let started = Instant::now();
     for i in 0..messages {
-        let message = row(epoch.elapsed().as_micros() as u64, i);
+        let body = message(epoch.elapsed().as_micros() as u64, i, rows);
         request(
             &mut publisher,
-            json!({"type": "publish", "channel": "rows", "message": message}),
+            json!({"type": "publish", "channel": "rows", "message": body}),
             i as u64 + 10,
         )
         .await;
@@ -192,42 +198,47 @@ async fn broadcast(
     (run, subs)
 }
 
-/// Runs the comparison for each subscriber count and prints the tables.
+/// Runs the comparison for each subscriber count and message size and
+/// prints the tables.
 pub async fn run(counts: &[usize], messages: usize) {
-    println!("\n### permessage-deflate: one publisher, {messages} JSON rows (~520 bytes) to N subscribers, offered vs not (same run, same client library)\n");
-    println!("Server defaults: `limits.compression = \"on\"`, level 1, no context takeover (pooled deflate state), threshold 64 bytes. Wire bytes = what each subscriber's socket read, frame headers included.\n");
-    println!("| subscribers | subscribers offer deflate | burst deliveries/s | vs plain | paced p50 µs | paced p99 µs | wire bytes / delivery | vs plain |");
-    println!("|---:|---|---:|---:|---:|---:|---:|---:|");
-    let dir = tempfile::tempdir().expect("dir");
-    let server = start_switchboard(
-        dir.path(),
-        "[limits]\nheartbeat_interval_ms = 600000\nrate_limit_max_requests = 0\n[plugins]\ndir = \"/nonexistent\"\nwatch = false\n",
-    );
-    for &n in counts {
-        let mut plain: Option<(f64, f64)> = None;
-        for offer in [false, true] {
-            let read = Arc::new(AtomicU64::new(0));
-            let subs = subscribe_all(server.addr, n, offer, &read).await;
-            let (burst, subs) = broadcast(server.addr, subs, messages, Duration::ZERO, &read).await;
-            let pace = Duration::from_micros((n as u64 * 30).max(100_000));
-            let (paced, subs) = broadcast(server.addr, subs, messages / 2, pace, &read).await;
-            drop(subs);
-            let (rate, wire) =
-                *plain.get_or_insert((burst.deliveries_per_sec, burst.wire_per_delivery));
-            println!(
-                "| {n} | {} | {:.0} | {:.2} | {} | {} | {:.0} | {:.2} |",
-                if offer { "yes" } else { "no" },
-                burst.deliveries_per_sec,
-                burst.deliveries_per_sec / rate,
-                paced.p50_us,
-                paced.p99_us,
-                burst.wire_per_delivery,
-                burst.wire_per_delivery / wire,
-            );
-            tokio::time::sleep(Duration::from_millis(500)).await;
+    println!("\n### permessage-deflate: one publisher, {messages} messages of JSON rows to N subscribers, offered vs not (same run, same client library)\n");
+    println!("Server defaults: `limits.compression = \"on\"`, level 1, no context takeover (pooled deflate state), `compression_threshold_bytes = 1024`; the last rows set the threshold to 0, compressing a single row too. Wire bytes = what each subscriber's socket read, frame headers included.\n");
+    println!("| subscribers | message | threshold | subscribers offer deflate | burst deliveries/s | vs plain | paced p50 µs | paced p99 µs | wire bytes / delivery | vs plain |");
+    println!("|---:|---|---:|---|---:|---:|---:|---:|---:|---:|");
+    for (rows, threshold) in [(1, 1024), (20, 1024), (1, 0)] {
+        let dir = tempfile::tempdir().expect("dir");
+        let server = start_switchboard(
+            dir.path(),
+            &format!("[limits]\nheartbeat_interval_ms = 600000\nrate_limit_max_requests = 0\ncompression_threshold_bytes = {threshold}\n[plugins]\ndir = \"/nonexistent\"\nwatch = false\n"),
+        );
+        let size = message(0, 0, rows).to_string().len();
+        for &n in counts {
+            let mut plain: Option<(f64, f64)> = None;
+            for offer in [false, true] {
+                let read = Arc::new(AtomicU64::new(0));
+                let subs = subscribe_all(server.addr, n, offer, &read).await;
+                let (burst, subs) =
+                    broadcast(server.addr, subs, (messages, rows), Duration::ZERO, &read).await;
+                let pace = Duration::from_micros((n as u64 * 30).max(100_000));
+                let (paced, subs) =
+                    broadcast(server.addr, subs, (messages / 2, rows), pace, &read).await;
+                drop(subs);
+                let (rate, wire) =
+                    *plain.get_or_insert((burst.deliveries_per_sec, burst.wire_per_delivery));
+                println!(
+                    "| {n} | {rows} row(s), {size} B | {threshold} | {} | {:.0} | {:.2} | {} | {} | {:.0} | {:.2} |",
+                    if offer { "yes" } else { "no" },
+                    burst.deliveries_per_sec,
+                    burst.deliveries_per_sec / rate,
+                    paced.p50_us,
+                    paced.p99_us,
+                    burst.wire_per_delivery,
+                    burst.wire_per_delivery / wire,
+                );
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
         }
     }
-    drop(server);
     idle(counts.iter().copied().max().unwrap_or(1000)).await;
 }
 

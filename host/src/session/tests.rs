@@ -168,3 +168,51 @@ async fn the_kill_switch_closes_with_its_code_and_reason() {
         other => panic!("expected the close, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn read_errors_close_with_their_rfc_6455_codes() {
+    use futures_util::StreamExt;
+    let dir = tempfile::tempdir().expect("dir");
+    let app = app(&dir, 60_000);
+    let cases = [
+        (WireError::TooBig, 1009, "PAYLOAD_TOO_LARGE"),
+        (WireError::InvalidUtf8, 1007, "INVALID_PAYLOAD"),
+        (
+            WireError::Protocol("bad".into()),
+            1002,
+            "PROTOCOL_ERROR: bad",
+        ),
+    ];
+    for (error, code, reason) in cases {
+        let reader = Box::pin(stream::iter([Err(error)]).chain(stream::pending()));
+        let (to_test, mut from_loop) = mpsc::unbounded_channel::<Message>();
+        let writer = Box::pin(sink::unfold(to_test, |tx, m: Message| async move {
+            let _ = tx.send(m);
+            Ok::<_, std::convert::Infallible>(tx)
+        }));
+        let registration = app.bus.register(None, "native");
+        let connected = Connected {
+            identity: Identity::anonymous(),
+            query: Vec::new(),
+            peer: None,
+        };
+        let session = Session::new(app.clone(), &Native, registration.id.clone(), connected);
+        let task = tokio::spawn(run(writer, reader, app.clone(), registration, session));
+        assert_eq!(next_json(&mut from_loop).await["type"], "connected");
+        match next(&mut from_loop).await {
+            Message::Close(Some(frame)) => {
+                assert_eq!(frame.code, code);
+                assert!(
+                    frame.reason.as_str().starts_with(reason),
+                    "{}",
+                    frame.reason
+                );
+            }
+            other => panic!("expected a close, got {other:?}"),
+        }
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("loop ends")
+            .expect("no panic");
+    }
+}
