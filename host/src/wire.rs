@@ -83,8 +83,9 @@ impl Layer {
         let plain = Options::default()
             .with_limits(max, max)
             .with_read_buffer_capacity(limits.read_chunk_bytes.max(64))
-            // Small, because every idle connection holds one; it grows
-            // for a burst and shrinks back once written out.
+            // Empty until written: every idle connection holds one. It
+            // grows for a burst, is kept up to the backpressure boundary
+            // and shrinks back past it once written out.
             .with_write_buffer_capacity(0)
             .with_backpressure_boundary(16 * 1024)
             .without_compression();
