@@ -26,8 +26,50 @@ use yawc::{CompressionLevel, DeflateOptions, DeflatePool, Frame, OpCode, Options
 
 use crate::config::{Compression, Limits};
 
-/// The upgrade request, as axum extracts it.
-pub type Upgrade = yawc::IncomingUpgrade;
+/// The upgrade request, as axum extracts it: yawc's, after the
+/// extension header is cut to its first permessage-deflate offer (yawc
+/// reads a header holding several alternatives as none at all, and RFC
+/// 7692 lets the server accept any one of them).
+pub struct Upgrade(yawc::IncomingUpgrade);
+
+impl<S: Sync> axum::extract::FromRequestParts<S> for Upgrade {
+    type Rejection = axum::http::StatusCode;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        first_deflate_offer(&mut parts.headers);
+        yawc::IncomingUpgrade::from_request_parts(parts, state)
+            .await
+            .map(Self)
+    }
+}
+
+/// Keeps only the first permessage-deflate offer of the request's
+/// `Sec-WebSocket-Extensions` (all its lines together).
+fn first_deflate_offer(headers: &mut HeaderMap) {
+    use axum::http::header::SEC_WEBSOCKET_EXTENSIONS;
+    let first = headers
+        .get_all(SEC_WEBSOCKET_EXTENSIONS)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .find(|offer| is_deflate(offer))
+        .and_then(|offer| axum::http::HeaderValue::from_str(offer.trim()).ok());
+    headers.remove(SEC_WEBSOCKET_EXTENSIONS);
+    if let Some(first) = first {
+        headers.insert(SEC_WEBSOCKET_EXTENSIONS, first);
+    }
+}
+
+/// Whether one offer names permessage-deflate.
+fn is_deflate(offer: &str) -> bool {
+    offer
+        .split(';')
+        .next()
+        .is_some_and(|name| name.trim().eq_ignore_ascii_case("permessage-deflate"))
+}
 
 /// Why reading or writing a socket failed. The variants are what the
 /// session answers differently (RFC 6455's close codes), so nothing ever
@@ -155,7 +197,7 @@ impl Layer {
             }
             _ => self.plain.clone(),
         };
-        let (response, socket) = upgrade.upgrade(options).map_err(|err| {
+        let (response, socket) = upgrade.0.upgrade(options).map_err(|err| {
             Box::new((axum::http::StatusCode::BAD_REQUEST, err.to_string()).into_response())
         })?;
         let socket = async move {
@@ -181,12 +223,7 @@ fn offers_deflate(headers: &HeaderMap) -> bool {
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .any(|offer| {
-            offer
-                .split(';')
-                .next()
-                .is_some_and(|name| name.trim().eq_ignore_ascii_case("permessage-deflate"))
-        })
+        .any(is_deflate)
 }
 
 /// zlib's own sizing: a deflater holds `2^(bits+2)` of window and hash
@@ -306,6 +343,29 @@ mod tests {
             "permessage-deflater".parse().unwrap(),
         );
         assert!(!offers_deflate(&headers));
+    }
+
+    #[test]
+    fn several_offers_are_cut_to_the_first_deflate_one() {
+        use axum::http::header::SEC_WEBSOCKET_EXTENSIONS;
+        let mut headers = HeaderMap::new();
+        headers.append(
+            SEC_WEBSOCKET_EXTENSIONS,
+            "x-webkit-deflate-frame".parse().unwrap(),
+        );
+        headers.append(
+            SEC_WEBSOCKET_EXTENSIONS,
+            "permessage-deflate; server_max_window_bits=9, permessage-deflate"
+                .parse()
+                .unwrap(),
+        );
+        first_deflate_offer(&mut headers);
+        let kept: Vec<_> = headers.get_all(SEC_WEBSOCKET_EXTENSIONS).iter().collect();
+        assert_eq!(kept, ["permessage-deflate; server_max_window_bits=9"]);
+        let mut none = HeaderMap::new();
+        none.insert(SEC_WEBSOCKET_EXTENSIONS, "x-other".parse().unwrap());
+        first_deflate_offer(&mut none);
+        assert!(none.get(SEC_WEBSOCKET_EXTENSIONS).is_none());
     }
 
     #[test]
