@@ -30,7 +30,11 @@ use crate::config::{Compression, Limits};
 /// extension header is cut to its first permessage-deflate offer (yawc
 /// reads a header holding several alternatives as none at all, and RFC
 /// 7692 lets the server accept any one of them).
-pub struct Upgrade(yawc::IncomingUpgrade);
+pub struct Upgrade {
+    inner: yawc::IncomingUpgrade,
+    /// Whether the client offered permessage-deflate.
+    offered: bool,
+}
 
 impl<S: Sync> axum::extract::FromRequestParts<S> for Upgrade {
     type Rejection = axum::http::StatusCode;
@@ -39,16 +43,16 @@ impl<S: Sync> axum::extract::FromRequestParts<S> for Upgrade {
         parts: &mut axum::http::request::Parts,
         state: &S,
     ) -> Result<Self, Self::Rejection> {
-        first_deflate_offer(&mut parts.headers);
-        yawc::IncomingUpgrade::from_request_parts(parts, state)
-            .await
-            .map(Self)
+        let offered = first_deflate_offer(&mut parts.headers);
+        let inner = yawc::IncomingUpgrade::from_request_parts(parts, state).await?;
+        Ok(Self { inner, offered })
     }
 }
 
 /// Keeps only the first permessage-deflate offer of the request's
-/// `Sec-WebSocket-Extensions` (all its lines together).
-fn first_deflate_offer(headers: &mut HeaderMap) {
+/// `Sec-WebSocket-Extensions` (all its lines together); says whether
+/// there was one.
+fn first_deflate_offer(headers: &mut HeaderMap) -> bool {
     use axum::http::header::SEC_WEBSOCKET_EXTENSIONS;
     let first = headers
         .get_all(SEC_WEBSOCKET_EXTENSIONS)
@@ -58,9 +62,11 @@ fn first_deflate_offer(headers: &mut HeaderMap) {
         .find(|offer| is_deflate(offer))
         .and_then(|offer| axum::http::HeaderValue::from_str(offer.trim()).ok());
     headers.remove(SEC_WEBSOCKET_EXTENSIONS);
+    let offered = first.is_some();
     if let Some(first) = first {
         headers.insert(SEC_WEBSOCKET_EXTENSIONS, first);
     }
+    offered
 }
 
 /// Whether one offer names permessage-deflate.
@@ -172,7 +178,6 @@ impl Layer {
     pub fn upgrade(
         &self,
         upgrade: Upgrade,
-        headers: &HeaderMap,
     ) -> Result<
         (
             Response,
@@ -182,8 +187,8 @@ impl Layer {
     > {
         let mut permit = None;
         let options = match (&self.compressed, self.kept_kib) {
-            (Some(compressed), None) if offers_deflate(headers) => compressed.clone(),
-            (Some(compressed), Some(kib)) if offers_deflate(headers) => {
+            (Some(compressed), None) if upgrade.offered => compressed.clone(),
+            (Some(compressed), Some(kib)) if upgrade.offered => {
                 match self.budget.clone().try_acquire_many_owned(kib) {
                     Ok(held) => {
                         permit = Some(held);
@@ -197,7 +202,7 @@ impl Layer {
             }
             _ => self.plain.clone(),
         };
-        let (response, socket) = upgrade.0.upgrade(options).map_err(|err| {
+        let (response, socket) = upgrade.inner.upgrade(options).map_err(|err| {
             Box::new((axum::http::StatusCode::BAD_REQUEST, err.to_string()).into_response())
         })?;
         let socket = async move {
@@ -214,16 +219,6 @@ impl Layer {
         };
         Ok((response.map(axum::body::Body::new), socket))
     }
-}
-
-/// Whether a request offers permessage-deflate.
-fn offers_deflate(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(axum::http::header::SEC_WEBSOCKET_EXTENSIONS)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(is_deflate)
 }
 
 /// zlib's own sizing: a deflater holds `2^(bits+2)` of window and hash
@@ -330,19 +325,19 @@ mod tests {
     #[test]
     fn only_a_deflate_offer_counts() {
         let mut headers = HeaderMap::new();
-        assert!(!offers_deflate(&headers));
+        assert!(!first_deflate_offer(&mut headers));
         headers.insert(
             axum::http::header::SEC_WEBSOCKET_EXTENSIONS,
             "x-webkit-deflate-frame, permessage-deflate; client_max_window_bits"
                 .parse()
                 .unwrap(),
         );
-        assert!(offers_deflate(&headers));
+        assert!(first_deflate_offer(&mut headers));
         headers.insert(
             axum::http::header::SEC_WEBSOCKET_EXTENSIONS,
             "permessage-deflater".parse().unwrap(),
         );
-        assert!(!offers_deflate(&headers));
+        assert!(!first_deflate_offer(&mut headers));
     }
 
     #[test]
@@ -359,12 +354,12 @@ mod tests {
                 .parse()
                 .unwrap(),
         );
-        first_deflate_offer(&mut headers);
+        assert!(first_deflate_offer(&mut headers));
         let kept: Vec<_> = headers.get_all(SEC_WEBSOCKET_EXTENSIONS).iter().collect();
         assert_eq!(kept, ["permessage-deflate; server_max_window_bits=9"]);
         let mut none = HeaderMap::new();
         none.insert(SEC_WEBSOCKET_EXTENSIONS, "x-other".parse().unwrap());
-        first_deflate_offer(&mut none);
+        assert!(!first_deflate_offer(&mut none));
         assert!(none.get(SEC_WEBSOCKET_EXTENSIONS).is_none());
     }
 

@@ -88,7 +88,7 @@ fn accept(app: Arc<App>, request: Upgrade<'_>, ws: WsUpgrade, serve: Serve) -> R
     let tracked = app.sessions.token();
     // Small socket buffers (the layer's options): idle connections must
     // stay cheap. Compression is agreed here, if offered and on.
-    let (response, socket) = match app.wire.upgrade(ws, headers) {
+    let (response, socket) = match app.wire.upgrade(ws) {
         Ok(pair) => pair,
         Err(refused) => return *refused,
     };
