@@ -209,6 +209,7 @@ impl Layer {
             match socket.await {
                 Ok(ws) => Some(Socket {
                     ws,
+                    aborted: false,
                     _budget: permit,
                 }),
                 Err(err) => {
@@ -232,8 +233,45 @@ fn kept_state_kib(bits: u8) -> u32 {
 /// One upgraded connection, speaking [`Message`]s.
 pub struct Socket {
     ws: yawc::WebSocket<yawc::HttpStream>,
+    /// Set when the peer sent a close frame over the control-frame limit.
+    /// yawc 0.5.0 checks that limit for pings only and has already queued
+    /// its echo of such a close by the time we see it, so the connection
+    /// is failed by dropping it (RFC 6455 §7.1.7 lets an endpoint close
+    /// without a close frame): nothing more is read or written.
+    aborted: bool,
     /// The kept deflate state's share of the budget, given back on drop.
     _budget: Option<OwnedSemaphorePermit>,
+}
+
+/// RFC 6455 §5.5: a control frame's payload is at most 125 bytes.
+const MAX_CONTROL_PAYLOAD: usize = 125;
+
+impl Socket {
+    /// The frame as a message, after the checks yawc leaves out: a pong or
+    /// close over [`MAX_CONTROL_PAYLOAD`] is a protocol error, and an
+    /// oversized close aborts the connection (see [`Socket::aborted`]).
+    fn receive(&mut self, frame: Frame) -> Result<Message, WireError> {
+        let opcode = frame.opcode();
+        if matches!(opcode, OpCode::Close | OpCode::Pong)
+            && frame.payload().len() > MAX_CONTROL_PAYLOAD
+        {
+            self.aborted = opcode == OpCode::Close;
+            return Err(WireError::Protocol(format!(
+                "a {opcode:?} frame over {MAX_CONTROL_PAYLOAD} bytes"
+            )));
+        }
+        from_frame(frame)
+    }
+
+    fn check_open(&self) -> Result<(), WireError> {
+        if self.aborted {
+            Err(WireError::Closed(
+                "failed on an oversized close frame".into(),
+            ))
+        } else {
+            Ok(())
+        }
+    }
 }
 
 impl Stream for Socket {
@@ -241,8 +279,11 @@ impl Stream for Socket {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
+        if this.aborted {
+            return Poll::Ready(None);
+        }
         match ready!(this.ws.poll_next_frame(cx)) {
-            Ok(frame) => Poll::Ready(Some(from_frame(frame))),
+            Ok(frame) => Poll::Ready(Some(this.receive(frame))),
             Err(yawc::WebSocketError::ConnectionClosed) => Poll::Ready(None),
             Err(err) => Poll::Ready(Some(Err(err.into()))),
         }
@@ -253,27 +294,29 @@ impl Sink<Message> for Socket {
     type Error = WireError;
 
     fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), WireError>> {
-        Pin::new(&mut self.get_mut().ws)
-            .poll_ready(cx)
-            .map_err(Into::into)
+        let this = self.get_mut();
+        this.check_open()?;
+        Pin::new(&mut this.ws).poll_ready(cx).map_err(Into::into)
     }
 
     fn start_send(self: Pin<&mut Self>, message: Message) -> Result<(), WireError> {
-        Pin::new(&mut self.get_mut().ws)
+        let this = self.get_mut();
+        this.check_open()?;
+        Pin::new(&mut this.ws)
             .start_send(to_frame(message))
             .map_err(Into::into)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), WireError>> {
-        Pin::new(&mut self.get_mut().ws)
-            .poll_flush(cx)
-            .map_err(Into::into)
+        let this = self.get_mut();
+        this.check_open()?;
+        Pin::new(&mut this.ws).poll_flush(cx).map_err(Into::into)
     }
 
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), WireError>> {
-        Pin::new(&mut self.get_mut().ws)
-            .poll_close(cx)
-            .map_err(Into::into)
+        let this = self.get_mut();
+        this.check_open()?;
+        Pin::new(&mut this.ws).poll_close(cx).map_err(Into::into)
     }
 }
 

@@ -116,3 +116,56 @@ async fn an_rtbdp_id_reused_for_another_table_leaves_no_orphan() {
     r.expect_silence(std::time::Duration::from_millis(300))
         .await;
 }
+
+/// Autobahn 7.3.6: a close frame over the 125-byte control limit. The
+/// layer under us echoes any close it parses, so this one must fail the
+/// connection instead: either a 1002 or a dropped connection, never the
+/// echo (which would tell the peer its frame was fine). An oversized pong
+/// is answered with 1002. Both on a dialect socket and a scripted one.
+#[tokio::test]
+async fn oversized_close_and_pong_fail_the_connection() {
+    let dir = plugin_dir(&[example_plugin("echo")]);
+    let server = start(config_with_plugins(dir.path(), false)).await;
+    for path in ["/ws", "/echo"] {
+        let mut ws = RawWs::connect(server.addr, path).await;
+        let mut close = 1000u16.to_be_bytes().to_vec();
+        close.extend([b'a'; 124]);
+        ws.frame(0x88, &close, false).await;
+        // The first close the server sends, or `None` if it just hung up
+        // (frames before it, such as a dialect's greeting, are skipped).
+        let answer = tokio::time::timeout(WAIT, async {
+            loop {
+                match ws.read_frame().await {
+                    Some((first, payload)) if first & 0x0f == 0x8 => break Some(payload),
+                    Some(_) => continue,
+                    None => break None,
+                }
+            }
+        })
+        .await
+        .expect("an answer in time");
+        if let Some(payload) = answer {
+            assert_eq!(
+                u16::from_be_bytes([payload[0], payload[1]]),
+                1002,
+                "{path}: not the echo"
+            );
+        }
+
+        let mut ws = RawWs::connect(server.addr, path).await;
+        ws.frame(0x8a, &[b'x'; 126], false).await;
+        let (code, reason) = ws.close().await.expect("a close frame");
+        assert_eq!(code, 1002, "{path}: {reason}");
+    }
+    // A close at the limit is still echoed.
+    let mut ws = RawWs::connect(server.addr, "/echo").await;
+    let mut close = 1000u16.to_be_bytes().to_vec();
+    close.extend([b'a'; 123]);
+    ws.frame(0x88, &close, false).await;
+    assert_eq!(ws.close().await.map(|c| c.0), Some(1000));
+    let (mut c, _) = connect_native(server.addr, "").await;
+    assert_eq!(
+        c.request(json!({"type": "ping"}), "p").await["type"],
+        "pong"
+    );
+}
