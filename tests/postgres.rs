@@ -211,6 +211,69 @@ impl PgServer {
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
     }
 
+    /// PostgreSQL's own rate for Switchboard's write shape, as a baseline:
+    /// `pgbench` with `clients` connections for `secs` seconds, each
+    /// transaction inserting a record and its change-log row (the store's
+    /// tables and JSON), on a fresh database. Returns transactions/s.
+    pub fn pgbench_inserts(&self, clients: usize, secs: u64) -> f64 {
+        let url = self.database();
+        let db = url.rsplit('/').next().unwrap_or_default().to_owned();
+        self.sql(
+            &db,
+            "CREATE TABLE records (resource text NOT NULL, id text COLLATE \"C\" NOT NULL, \
+             seq bigint NOT NULL, record json NOT NULL, PRIMARY KEY (resource, id)); \
+             CREATE SEQUENCE seq; \
+             CREATE TABLE changes (seq bigint PRIMARY KEY, resource text NOT NULL, \
+             op text NOT NULL, id text NOT NULL, record json NOT NULL)",
+        );
+        let script = self.dir.path().join("insert.sql");
+        std::fs::write(
+            &script,
+            "\\set w random(0, 7)\n\
+             BEGIN;\n\
+             SELECT nextval('seq') AS s, gen_random_uuid()::text AS id \\gset\n\
+             INSERT INTO records VALUES ('bench', :'id', :s, json_build_object('id', :'id', 'w', :w, 'text', 'hello world'));\n\
+             INSERT INTO changes VALUES (:s, 'bench', 'insert', :'id', json_build_object('id', :'id', 'w', :w, 'text', 'hello world'));\n\
+             END;\n",
+        )
+        .expect("pgbench script");
+        let out = Command::new("pgbench")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+            ])
+            .args([
+                "-n",
+                "-j",
+                "2",
+                "-c",
+                &clients.to_string(),
+                "-T",
+                &secs.to_string(),
+            ])
+            .arg("-f")
+            .arg(&script)
+            .arg(&db)
+            .output()
+            .expect("pgbench (postgresql-client)");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "pgbench: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("tps = "))
+            .and_then(|l| l.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no tps in pgbench's output: {stdout}"))
+    }
+
     /// A fresh database's URL.
     pub fn database(&self) -> String {
         static NEXT: AtomicUsize = AtomicUsize::new(0);

@@ -91,9 +91,12 @@ async fn measure(postgres: Option<&PgServer>, subscribers: usize, duration: Dura
     }
 }
 
-/// Runs the insert benchmark on both stores and prints its table.
+/// Runs the insert benchmark on both stores and prints its table, with
+/// PostgreSQL's own rate for the same transaction (`pgbench`, the same
+/// number of clients) as the baseline.
 pub async fn run(duration: Duration) {
     let pg = PgServer::start_with(true);
+    let pgbench = pg.pgbench_inserts(WRITERS, duration.as_secs().max(1));
     let mut rows = Vec::new();
     for subscribers in [0, 10, 100, 1000] {
         rows.push(measure(None, subscribers, duration).await);
@@ -104,9 +107,10 @@ pub async fn run(duration: Duration) {
         duration.as_secs()
     );
     println!(
-        "| subscribers | store | inserts/s | events delivered/s | vs redb | vs 0 subscribers |"
+        "| subscribers | store | inserts/s | events delivered/s | vs pgbench | vs redb | vs 0 subscribers |"
     );
-    println!("|---:|---|---:|---:|---:|---:|");
+    println!("|---:|---|---:|---:|---:|---:|---:|");
+    println!("| – | pgbench, {WRITERS} clients (baseline) | {pgbench:.0} | – | 1.00 | – | – |");
     for r in &rows {
         let redb = rows
             .iter()
@@ -117,11 +121,12 @@ pub async fn run(duration: Duration) {
             .find(|b| b.store == r.store && b.subscribers == 0)
             .map_or(1.0, |b| b.inserts_per_sec);
         println!(
-            "| {} | {} | {:.0} | {:.0} | {:.2} | {:.2} |",
+            "| {} | {} | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} |",
             r.subscribers,
             r.store,
             r.inserts_per_sec,
             r.events_per_sec,
+            r.inserts_per_sec / pgbench,
             r.inserts_per_sec / redb,
             r.inserts_per_sec / idle
         );

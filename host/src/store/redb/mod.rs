@@ -1,9 +1,12 @@
 //! The embedded store: records and a change log in one redb file.
 //!
-//! Every write is one redb transaction that changes the record and appends
-//! to the change log with the next sequence number, committed durably
-//! before it is acknowledged; the caller then emits the change event. redb
-//! is blocking: the [`Store`] methods run its calls on the blocking pool.
+//! A write changes the record and appends to the change log with the next
+//! sequence number in one durable redb transaction, shared with the writes
+//! that queued beside it ([`commit`]), and is acknowledged after that
+//! commit; the caller then emits the change event. redb is blocking: the
+//! [`Store`] methods run its calls on the blocking pool.
+
+mod commit;
 
 use std::ops::Bound;
 use std::path::Path;
@@ -12,6 +15,7 @@ use std::sync::Arc;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde_json::{Map, Value};
 
+use self::commit::{Change, Queue, Write};
 use super::{record, Committed, Predicate, Store, StoreError, StoreFuture, Stored};
 
 /// resource, id → the sequence number of the record's last change (8 bytes,
@@ -49,6 +53,10 @@ struct Redb {
     db: Database,
     max_record_bytes: usize,
     retention: u64,
+    /// Writes waiting for the next group commit.
+    queue: Queue,
+    /// Transactions committed, to see how writes were grouped.
+    commits: std::sync::atomic::AtomicU64,
 }
 
 impl RedbStore {
@@ -74,6 +82,24 @@ impl RedbStore {
                 .map_err(|e| StoreError::Storage(e.to_string()))?
         })
     }
+
+    /// Queues a write of record `id` for the next group commit.
+    fn write<'a>(
+        &self,
+        resource: &str,
+        id: String,
+        op: &'static str,
+        change: Change,
+    ) -> StoreFuture<'a, Committed> {
+        let inner = self.inner.clone();
+        let write = Write {
+            resource: resource.to_owned(),
+            id,
+            op,
+            change,
+        };
+        Box::pin(async move { commit::submit(&inner, write).await })
+    }
 }
 
 impl Store for RedbStore {
@@ -95,13 +121,13 @@ impl Store for RedbStore {
     }
 
     fn insert<'a>(&'a self, resource: &'a str, record: Value) -> StoreFuture<'a, Committed> {
-        let r = resource.to_owned();
-        self.blocking(move |s| {
-            let (id, record) = record::for_insert(record)?;
-            s.write(&r, &id, "insert", |old| {
-                record::insert_over(old, &id, record)
-            })
-        })
+        let (id, record) = match record::for_insert(record) {
+            Ok(checked) => checked,
+            Err(refused) => return Box::pin(async move { Err(refused) }),
+        };
+        let key = id.clone();
+        let change: Change = Box::new(move |old| record::insert_over(old, &key, record));
+        self.write(resource, id, "insert", change)
     }
 
     fn update<'a>(
@@ -111,13 +137,13 @@ impl Store for RedbStore {
         patch: Value,
         allowed: Predicate,
     ) -> StoreFuture<'a, Committed> {
-        let (r, i) = (resource.to_owned(), id.to_owned());
-        self.blocking(move |s| {
-            let patch = record::patch(&i, patch)?;
-            s.write(&r, &i, "update", |old| {
-                record::update_over(old, &i, patch, &allowed)
-            })
-        })
+        let patch = match record::patch(id, patch) {
+            Ok(patch) => patch,
+            Err(refused) => return Box::pin(async move { Err(refused) }),
+        };
+        let key = id.to_owned();
+        let change: Change = Box::new(move |old| record::update_over(old, &key, patch, &allowed));
+        self.write(resource, id.to_owned(), "update", change)
     }
 
     fn delete<'a>(
@@ -126,12 +152,9 @@ impl Store for RedbStore {
         id: &'a str,
         allowed: Predicate,
     ) -> StoreFuture<'a, Committed> {
-        let (r, i) = (resource.to_owned(), id.to_owned());
-        self.blocking(move |s| {
-            s.write(&r, &i, "delete", |old| {
-                record::delete_over(old, &i, &allowed)
-            })
-        })
+        let key = id.to_owned();
+        let change: Change = Box::new(move |old| record::delete_over(old, &key, &allowed));
+        self.write(resource, id.to_owned(), "delete", change)
     }
 
     fn changes_since<'a>(
@@ -172,6 +195,8 @@ impl Redb {
             db,
             max_record_bytes,
             retention: retention.max(1),
+            queue: Queue::default(),
+            commits: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -226,60 +251,6 @@ impl Redb {
             }
         }
         Ok((out, false))
-    }
-
-    /// One transaction: read the old record, compute the new one (None
-    /// deletes), store it, append the change, commit.
-    fn write(
-        &self,
-        resource: &str,
-        id: &str,
-        op: &'static str,
-        change: impl FnOnce(Option<Value>) -> Result<Option<Value>, StoreError>,
-    ) -> Result<Committed, StoreError> {
-        let txn = self.db.begin_write()?;
-        let committed = {
-            let mut records = txn.open_table(RECORDS)?;
-            let old = records
-                .get((resource, id))?
-                .map(|v| decode_record(v.value()).record);
-            let new = change(old.clone())?;
-            let mut changes = txn.open_table(CHANGES)?;
-            let seq = changes.last()?.map(|(k, _)| k.value()).unwrap_or(0) + 1;
-            let record = match &new {
-                Some(record) => {
-                    let json = record::encode(record, self.max_record_bytes)?;
-                    let mut bytes = Vec::with_capacity(8 + json.len());
-                    bytes.extend_from_slice(&seq.to_be_bytes());
-                    bytes.extend_from_slice(&json);
-                    records.insert((resource, id), bytes.as_slice())?;
-                    record.clone()
-                }
-                None => {
-                    records.remove((resource, id))?;
-                    old.unwrap_or(Value::Null)
-                }
-            };
-            let entry =
-                serde_json::json!({"resource": resource, "op": op, "id": id, "record": record});
-            changes.insert(
-                seq,
-                serde_json::to_vec(&entry).unwrap_or_default().as_slice(),
-            )?;
-            if seq > self.retention {
-                let cutoff = seq - self.retention;
-                changes.retain_in(..=cutoff, |_, _| false)?;
-            }
-            Committed {
-                seq,
-                op,
-                resource: resource.to_owned(),
-                record,
-                previous: None,
-            }
-        };
-        txn.commit()?;
-        Ok(committed)
     }
 
     /// Changes to `resource` after `since`, oldest first, at most
@@ -435,6 +406,46 @@ mod tests {
         let (_, complete) = s.changes_since("m", 0, usize::MAX).await.expect("changes");
         assert!(!complete);
         assert_eq!(s.last_seq("m").await.expect("seq"), 4);
+    }
+
+    /// Concurrent writes share commits, each with its own sequence number
+    /// and outcome: a refused one fails alone; all the others are there
+    /// after the store is reopened.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_writes_share_commits_and_fail_alone() {
+        let dir = tempfile::tempdir().expect("dir");
+        let s = store(&dir);
+        s.insert("m", json!({"id": "taken"})).await.expect("insert");
+        let writes = (0..200).map(|n| {
+            let s = s.clone();
+            let id = if n == 100 {
+                "taken".to_owned()
+            } else {
+                format!("r{n}")
+            };
+            tokio::spawn(async move { s.insert("m", json!({"id": id, "n": n})).await })
+        });
+        let outcomes = futures_util::future::join_all(writes).await;
+        let mut seqs = Vec::new();
+        for (n, outcome) in outcomes.into_iter().enumerate() {
+            match outcome.expect("task") {
+                Ok(committed) => seqs.push(committed.seq),
+                Err(StoreError::Exists(id)) => assert_eq!((n, id.as_str()), (100, "taken")),
+                Err(other) => panic!("write {n}: {other}"),
+            }
+        }
+        seqs.sort_unstable();
+        assert_eq!(seqs, (2..=200).collect::<Vec<_>>(), "one seq each, no gaps");
+        let commits = s.inner.commits.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(commits < 200, "{commits} commits for 200 writes");
+        drop(s);
+        let s = store(&dir);
+        let (page, _) = s
+            .scan("m", None, 1000, usize::MAX, only(|_| true))
+            .await
+            .expect("scan");
+        assert_eq!(page.len(), 200, "199 writes and the first");
+        assert_eq!(s.last_seq("m").await.expect("seq"), 200);
     }
 
     #[tokio::test]
