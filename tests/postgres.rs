@@ -231,9 +231,9 @@ impl PgServer {
             &script,
             "\\set w random(0, 7)\n\
              BEGIN;\n\
-             SELECT nextval('seq') AS s, gen_random_uuid()::text AS id \\gset\n\
-             INSERT INTO records VALUES ('bench', :'id', :s, json_build_object('id', :'id', 'w', :w, 'text', 'hello world'));\n\
-             INSERT INTO changes VALUES (:s, 'bench', 'insert', :'id', json_build_object('id', :'id', 'w', :w, 'text', 'hello world'));\n\
+             SELECT nextval('seq') AS s \\gset\n\
+             INSERT INTO records VALUES ('bench', 'r' || :s, :s, json_build_object('id', 'r' || :s, 'w', :w, 'text', 'hello world'));\n\
+             INSERT INTO changes VALUES (:s, 'bench', 'insert', 'r' || :s, json_build_object('id', 'r' || :s, 'w', :w, 'text', 'hello world'));\n\
              END;\n",
         )
         .expect("pgbench script");

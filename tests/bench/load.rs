@@ -57,7 +57,7 @@ fn switchboard_exe() -> PathBuf {
 /// `BENCH_SERVER_CPUS` (a `taskset -c` list) when set, so that, with the
 /// bench itself run under `taskset` on the other CPUs, server and load
 /// generator never compete for a core.
-fn server_command(program: &Path) -> Command {
+pub fn server_command(program: &Path) -> Command {
     match std::env::var("BENCH_SERVER_CPUS") {
         Ok(cpus) => {
             let mut command = Command::new("taskset");

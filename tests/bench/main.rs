@@ -12,6 +12,7 @@ mod compression;
 mod fanout;
 mod idle;
 mod inserts;
+mod jac;
 mod languages;
 mod load;
 mod swap;
@@ -41,6 +42,8 @@ enum Scenario {
     Swap,
     /// Fan-out across a cluster of nodes on Redis vs a single node.
     Cluster,
+    /// Walker round trips over /websocket against jac-cloud itself.
+    Jac,
     /// (internal) a subscriber process for `cluster`.
     #[value(hide = true)]
     Worker,
@@ -103,6 +106,9 @@ async fn main() {
     }
     if matches!(args.scenario, Scenario::Languages | Scenario::All) {
         languages::run(duration, args.clients).await;
+    }
+    if matches!(args.scenario, Scenario::Jac | Scenario::All) {
+        jac::run(duration, args.clients).await;
     }
     if matches!(args.scenario, Scenario::Inserts | Scenario::All) {
         inserts::run(duration).await;
