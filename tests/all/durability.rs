@@ -18,17 +18,29 @@ async fn acknowledged_writes_survive_kill_9() {
 
     let mut first = ServerProcess::spawn(exe(), &config, &[]);
     let addr = first.addr;
-    let (mut c, _) = connect_native(addr, "").await;
-    const N: usize = 50;
-    for i in 0..N {
-        let reply = c
-            .request(
-                json!({"type": "insert", "resource": "messages", "data": {"id": format!("r{i:03}"), "i": i}}),
-                &i.to_string(),
-            )
-            .await;
-        assert_eq!(reply["type"], "data", "{reply}");
+    // Eight clients with all their inserts in flight at once, so the
+    // writes share group commits: every one acknowledged must survive.
+    const CLIENTS: usize = 8;
+    const EACH: usize = 25;
+    const N: usize = CLIENTS * EACH;
+    let clients = (0..CLIENTS).map(|k| {
+        tokio::spawn(async move {
+            let (mut c, _) = connect_native(addr, "").await;
+            for n in 0..EACH {
+                let i = k * EACH + n;
+                c.send(json!({"type": "insert", "resource": "messages", "requestId": i.to_string(), "data": {"id": format!("r{i:03}"), "i": i}}))
+                    .await;
+            }
+            for _ in 0..EACH {
+                let reply = c.recv().await;
+                assert_eq!(reply["type"], "data", "{reply}");
+            }
+        })
+    });
+    for client in futures_util::future::join_all(clients).await {
+        client.expect("client");
     }
+    let (mut c, _) = connect_native(addr, "").await;
     let updated = c
         .request(
             json!({"type": "update", "resource": "messages", "id": "r007", "data": {"i": -7}}),

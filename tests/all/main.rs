@@ -10,6 +10,7 @@ mod compression;
 mod dialects;
 mod durability;
 mod errors;
+mod group_commit;
 mod guards;
 mod history;
 mod hostile;

@@ -9,8 +9,10 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use integration_tests::postgres::PgServer;
-use integration_tests::{connect_native, start, test_config};
+use integration_tests::{start, test_config};
 use serde_json::json;
+
+use crate::load::{connect_from, request, source};
 use switchboard::config::ResourceConfig;
 
 const WRITERS: usize = 8;
@@ -37,13 +39,16 @@ async fn measure(postgres: Option<&PgServer>, subscribers: usize, duration: Dura
     let addr = server.addr;
     let received = Arc::new(AtomicU64::new(0));
     let mut readers = Vec::new();
-    for _ in 0..subscribers {
-        let (mut c, _) = connect_native(addr, "").await;
-        c.request(json!({"type": "subscribe", "resource": "bench"}), "s")
-            .await;
+    // The load generator's clients (small read buffers), so the readers
+    // and writers in this process leave the CPU to the server under test.
+    for k in 0..subscribers {
+        let mut c = connect_from(addr, source(k), "/ws").await;
+        request(&mut c, json!({"type": "subscribe", "resource": "bench"}), 0)
+            .await
+            .expect("subscribed");
         let received = received.clone();
         readers.push(tokio::spawn(async move {
-            while let Some(Ok(_)) = c.raw().next().await {
+            while let Some(Ok(_)) = c.next().await {
                 received.fetch_add(1, Ordering::Relaxed);
             }
         }));
@@ -52,15 +57,16 @@ async fn measure(postgres: Option<&PgServer>, subscribers: usize, duration: Dura
     let mut writers = Vec::new();
     for w in 0..WRITERS {
         writers.push(tokio::spawn(async move {
-            let (mut c, _) = connect_native(addr, "").await;
+            let mut c = connect_from(addr, source(w), "/ws").await;
             let mut n = 0u64;
             while Instant::now() < deadline {
-                let reply = c
-                    .request(
-                        json!({"type": "insert", "resource": "bench", "data": {"w": w, "n": n, "text": "hello world"}}),
-                        &n.to_string(),
-                    )
-                    .await;
+                let reply = request(
+                    &mut c,
+                    json!({"type": "insert", "resource": "bench", "data": {"w": w, "n": n, "text": "hello world"}}),
+                    n,
+                )
+                .await
+                .expect("insert reply");
                 assert_eq!(reply["type"], "data", "{reply}");
                 n += 1;
             }

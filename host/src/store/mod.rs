@@ -9,6 +9,7 @@
 //! string id, a size cap, how an update merges) are one module
 //! ([`record`]), so the backends cannot drift apart.
 
+mod group;
 mod postgres;
 mod record;
 mod redb;
@@ -22,8 +23,9 @@ use tokio::sync::mpsc;
 pub use postgres::PgStore;
 pub use redb::RedbStore;
 
-/// Why a store operation failed.
-#[derive(Debug, thiserror::Error)]
+/// Why a store operation failed. `Clone`, so a batch's failure reaches
+/// every write in it as itself (UNAVAILABLE stays UNAVAILABLE).
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The backend failed (I/O, corruption, a rejected statement...).
     #[error("storage error: {0}")]

@@ -2,17 +2,20 @@
 //! `tokio-postgres` connections. Every statement binds its values as
 //! parameters; no SQL is built from names or data.
 //!
-//! A write is one transaction: take the resource's advisory lock, read the
-//! record, compute the new one (the same rules as redb, [`record`]), take
-//! the next `seq`, write the record and its change-log entry, `NOTIFY
+//! A write happens in one transaction, shared with the writes queued beside
+//! it (group commit: [`commit`]): take the resource's advisory lock, read
+//! the record, compute the new one (the same rules as redb, [`record`]),
+//! take the next `seq`, write the record and its change-log entry, `NOTIFY
 //! sb_changes` with the resource's name, commit. The lock makes one
 //! resource's changes commit in `seq` order on every node, so a node that
 //! reads a resource's log after its last seen `seq` never skips one; the
 //! notification wakes the other nodes to read it ([`listen`]).
 
+mod commit;
 mod listen;
 mod schema;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
@@ -21,6 +24,8 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio_postgres::NoTls;
 
+use self::commit::Committer;
+use super::group::Write;
 use super::{record, Committed, Predicate, Store, StoreError, StoreFuture, Stored};
 use crate::config::StoreConfig;
 
@@ -28,18 +33,18 @@ use crate::config::StoreConfig;
 const BATCH: i64 = 256;
 
 /// The change log is trimmed when a write's `seq` is a multiple of this.
-const TRIM_EVERY: i64 = 64;
+pub(super) const TRIM_EVERY: i64 = 64;
 
 /// Serializes one resource's writes (and reads of its last `seq`).
 const LOCK: &str = "SELECT pg_advisory_xact_lock(hashtext($1))";
 
 /// One record.
-const READ: &str = "SELECT record FROM sb_records WHERE resource = $1 AND id = $2";
+pub(super) const READ: &str = "SELECT record FROM sb_records WHERE resource = $1 AND id = $2";
 
 /// Stores a record and its change: $1 resource, $2 id, $3 record, $4 op,
 /// $5 the notification (`<store instance>\n<resource>`). Returns the new
 /// `seq` and the resource's previous one, read after the lock was taken.
-const WRITE: &str = "WITH s AS (SELECT nextval('sb_seq') AS seq),
+pub(super) const WRITE: &str = "WITH s AS (SELECT nextval('sb_seq') AS seq),
     p AS (SELECT coalesce(max(seq), 0) AS prev FROM sb_changes WHERE resource = $1),
     w AS (INSERT INTO sb_records (resource, id, seq, record) SELECT $1, $2, seq, $3 FROM s
           ON CONFLICT (resource, id) DO UPDATE SET seq = EXCLUDED.seq, record = EXCLUDED.record),
@@ -47,7 +52,7 @@ const WRITE: &str = "WITH s AS (SELECT nextval('sb_seq') AS seq),
     SELECT seq, prev, pg_notify('sb_changes', $5)::text FROM s, p";
 
 /// Removes a record and logs its change ($3: the record as it was).
-const REMOVE: &str = "WITH s AS (SELECT nextval('sb_seq') AS seq),
+pub(super) const REMOVE: &str = "WITH s AS (SELECT nextval('sb_seq') AS seq),
     p AS (SELECT coalesce(max(seq), 0) AS prev FROM sb_changes WHERE resource = $1),
     d AS (DELETE FROM sb_records WHERE resource = $1 AND id = $2),
     c AS (INSERT INTO sb_changes (seq, resource, op, id, record) SELECT seq, $1, $4, $2, $3 FROM s)
@@ -56,11 +61,9 @@ const REMOVE: &str = "WITH s AS (SELECT nextval('sb_seq') AS seq),
 /// A PostgreSQL store.
 pub struct PgStore {
     pool: Pool,
-    max_record_bytes: usize,
-    retention: i64,
     wakeups: Mutex<Option<mpsc::UnboundedReceiver<String>>>,
-    /// This process's tag in notifications: it skips its own.
-    instance: String,
+    /// Queues writes for group commits.
+    committer: Arc<Committer>,
 }
 
 /// A PostgreSQL error as the store's: connection trouble (the server is
@@ -133,12 +136,17 @@ impl PgStore {
         let instance = uuid::Uuid::new_v4().simple().to_string();
         tokio::spawn(listen::run(pg_for_listen, instance.clone(), tx));
         tracing::info!(schema = version, "store: PostgreSQL");
-        Ok(Self {
-            pool,
+        let committer = Arc::new(Committer {
+            pool: pool.clone(),
             max_record_bytes: config.max_record_bytes,
             retention: i64::try_from(config.change_log_retention.max(1)).unwrap_or(i64::MAX),
-            wakeups: Mutex::new(Some(rx)),
             instance,
+            queue: Default::default(),
+        });
+        Ok(Self {
+            pool,
+            wakeups: Mutex::new(Some(rx)),
+            committer,
         })
     }
 
@@ -146,61 +154,11 @@ impl PgStore {
         self.pool.get().await.map_err(pool_error)
     }
 
-    /// One write transaction (see the module's doc).
-    async fn write(
-        &self,
-        resource: &str,
-        id: &str,
-        op: &'static str,
-        change: impl FnOnce(Option<Value>) -> Result<Option<Value>, StoreError> + Send,
-    ) -> Result<Committed, StoreError> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(pg_error)?;
-        let lock = tx.prepare_cached(LOCK).await.map_err(pg_error)?;
-        tx.execute(&lock, &[&resource]).await.map_err(pg_error)?;
-        let read = tx.prepare_cached(READ).await.map_err(pg_error)?;
-        let old: Option<Value> = tx
-            .query_opt(&read, &[&resource, &id])
-            .await
-            .map_err(pg_error)?
-            .map(|row| row.get(0));
-        let new = change(old.clone())?;
-        if let Some(record) = &new {
-            record::encode(record, self.max_record_bytes)?;
-        }
-        // The record, its change-log entry, the sequence number and the
-        // notification in one statement (one round trip under the lock).
-        let (sql, record) = match new {
-            Some(record) => (WRITE, record),
-            None => (REMOVE, old.unwrap_or(Value::Null)),
-        };
-        let statement = tx.prepare_cached(sql).await.map_err(pg_error)?;
-        let notice = format!("{}\n{resource}", self.instance);
-        let row = tx
-            .query_one(&statement, &[&resource, &id, &record, &op, &notice])
-            .await
-            .map_err(pg_error)?;
-        let (seq, previous): (i64, i64) = (row.get(0), row.get(1));
-        if seq % TRIM_EVERY == 0 && seq > self.retention {
-            let cutoff = seq - self.retention;
-            tx.execute("DELETE FROM sb_changes WHERE seq <= $1", &[&cutoff])
-                .await
-                .map_err(pg_error)?;
-            tx.execute(
-                "UPDATE sb_meta SET value = greatest(value, $1) WHERE key = 'trimmed_upto'",
-                &[&cutoff],
-            )
-            .await
-            .map_err(pg_error)?;
-        }
-        tx.commit().await.map_err(pg_error)?;
-        Ok(Committed {
-            seq: seq as u64,
-            op,
-            resource: resource.to_owned(),
-            record,
-            previous: Some(previous as u64),
-        })
+    /// Queues `write` (unless it was refused already) for the next group
+    /// commit.
+    fn write<'a>(&self, write: Result<Write, StoreError>) -> StoreFuture<'a, Committed> {
+        let committer = self.committer.clone();
+        Box::pin(async move { commit::submit(&committer, write?).await })
     }
 }
 
@@ -274,13 +232,7 @@ impl Store for PgStore {
     }
 
     fn insert<'a>(&'a self, resource: &'a str, record: Value) -> StoreFuture<'a, Committed> {
-        Box::pin(async move {
-            let (id, record) = record::for_insert(record)?;
-            self.write(resource, &id, "insert", |old| {
-                record::insert_over(old, &id, record)
-            })
-            .await
-        })
+        self.write(Write::insert(resource, record))
     }
 
     fn update<'a>(
@@ -290,13 +242,7 @@ impl Store for PgStore {
         patch: Value,
         allowed: Predicate,
     ) -> StoreFuture<'a, Committed> {
-        Box::pin(async move {
-            let patch = record::patch(id, patch)?;
-            self.write(resource, id, "update", |old| {
-                record::update_over(old, id, patch, &allowed)
-            })
-            .await
-        })
+        self.write(Write::update(resource, id, patch, allowed))
     }
 
     fn delete<'a>(
@@ -305,12 +251,7 @@ impl Store for PgStore {
         id: &'a str,
         allowed: Predicate,
     ) -> StoreFuture<'a, Committed> {
-        Box::pin(async move {
-            self.write(resource, id, "delete", |old| {
-                record::delete_over(old, id, &allowed)
-            })
-            .await
-        })
+        self.write(Ok(Write::delete(resource, id, allowed)))
     }
 
     fn changes_since<'a>(

@@ -1,77 +1,23 @@
-//! Group commit: writes that arrive while a commit is on its way to disk
-//! share the next durable redb transaction.
-//!
-//! Why: a durable commit costs fsyncs, far more than the work of the write
-//! itself, so one transaction per write caps the store at a few thousand
-//! writes a second however many clients write. Here the first write of a
-//! quiet moment starts a committer on the blocking pool; whatever queues
-//! while it commits goes together in its next transaction, and so on until
-//! the queue is empty. Each write still sees the ones before it (same
-//! transaction, in order), gets the next sequence number, and is
-//! acknowledged only after the commit that holds it.
-//!
-//! A committer that starts when the last batch held several writes waits
-//! a moment (at most [`GATHER`]) for as many to queue again: writers that
-//! each wait for their acknowledgement all come back together after a
-//! commit, and without the wait the first of them would commit alone and
-//! the rest would wait for the next one. A lone writer never waits.
-//!
-//! A write refused by its own rules (not found, exists, too large, out of
-//! scope) decides before it touches a table, so it fails alone and the
-//! others go on; a storage failure fails the whole batch, which redb then
-//! rolls back.
+//! Group commit on redb ([`crate::store::group`] says why): a committer on
+//! the blocking pool turns each batch into one durable redb transaction.
+//! It gathers for up to [`GATHER`] before a batch, about one fsync here,
+//! so grouping costs a lone write among several at most what it saves
+//! the others.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use parking_lot::{Condvar, Mutex};
 use redb::{ReadableTable, Table};
 use serde_json::Value;
-use tokio::sync::oneshot;
 
 use super::{decode_record, Redb, CHANGES, RECORDS};
+use crate::store::group::{self, Write};
 use crate::store::{record, Committed, StoreError};
 
-/// What a write does to the record it finds (`None` when there is none):
-/// the new record, or `None` to delete it.
-pub(super) type Change = Box<dyn FnOnce(Option<Value>) -> Result<Option<Value>, StoreError> + Send>;
-
-/// Most writes in one transaction, so one commit's latency stays bounded
-/// when thousands queue at once.
-const MAX_BATCH: usize = 1024;
-
 /// Longest a committer waits for the writers of the last batch to queue
-/// again: about one fsync here, so grouping costs a lone write of several
-/// at most what it saves the others.
+/// again.
 const GATHER: Duration = Duration::from_micros(100);
-
-/// One queued write.
-pub(super) struct Write {
-    /// Its resource.
-    pub resource: String,
-    /// The record's id.
-    pub id: String,
-    /// `insert`, `update` or `delete`, for the change log.
-    pub op: &'static str,
-    /// The write itself.
-    pub change: Change,
-}
-
-/// Writes waiting for a transaction, and whether a committer is at work.
-#[derive(Default)]
-pub(super) struct Queue {
-    inner: Mutex<Pending>,
-    /// Signalled when a write queues, for a committer that gathers.
-    queued: Condvar,
-}
-
-#[derive(Default)]
-struct Pending {
-    writes: Vec<(Write, oneshot::Sender<Result<Committed, StoreError>>)>,
-    committing: bool,
-    /// How many writes the last batch held.
-    last_batch: usize,
-}
 
 /// Queues `write` on `db`, starting a committer if none is at work, and
 /// waits for its commit.
@@ -79,20 +25,12 @@ struct Pending {
 /// # Errors
 /// The write's own refusal, or the storage failure of its batch.
 pub(super) async fn submit(db: &Arc<Redb>, write: Write) -> Result<Committed, StoreError> {
-    let (done, outcome) = oneshot::channel();
-    let start = {
-        let mut pending = db.queue.inner.lock();
-        pending.writes.push((write, done));
-        !std::mem::replace(&mut pending.committing, true)
-    };
-    db.queue.queued.notify_one();
+    let (start, outcome) = db.queue.push(write);
     if start {
         let db = db.clone();
         tokio::task::spawn_blocking(move || commit_all(db));
     }
-    outcome
-        .await
-        .map_err(|_| StoreError::Storage("the commit was abandoned".into()))?
+    group::outcome(outcome).await
 }
 
 /// Commits batches until the queue is empty. The database is let go
@@ -101,47 +39,12 @@ pub(super) async fn submit(db: &Arc<Redb>, write: Write) -> Result<Committed, St
 fn commit_all(db: Arc<Redb>) {
     let mut db = Some(db);
     while let Some(this) = db.as_ref() {
-        let batch = {
-            let mut pending = this.queue.inner.lock();
-            let deadline = Instant::now() + GATHER;
-            while pending.writes.len() < pending.last_batch.min(MAX_BATCH)
-                && !this
-                    .queue
-                    .queued
-                    .wait_until(&mut pending, deadline)
-                    .timed_out()
-            {}
-            let n = pending.writes.len().min(MAX_BATCH);
-            pending.last_batch = n;
-            pending.writes.drain(..n).collect::<Vec<_>>()
-        };
-        let (writes, dones): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+        let (writes, dones) = this.queue.take(Some(GATHER));
         let outcomes = this.commit_batch(writes);
-        let last = {
-            let mut pending = this.queue.inner.lock();
-            let empty = pending.writes.is_empty();
-            if empty {
-                pending.committing = false;
-            }
-            empty
-        };
-        if last {
+        if this.queue.finished() {
             db = None;
         }
-        match outcomes {
-            Ok(outcomes) => {
-                for (done, outcome) in dones.into_iter().zip(outcomes) {
-                    let _ = done.send(outcome);
-                }
-            }
-            Err(err) => {
-                tracing::error!(%err, writes = dones.len(), "a group commit failed");
-                let message = err.to_string();
-                for done in dones {
-                    let _ = done.send(Err(StoreError::Storage(message.clone())));
-                }
-            }
-        }
+        group::deliver(dones, outcomes);
     }
 }
 
@@ -171,8 +74,7 @@ impl Redb {
             }
         }
         txn.commit()?;
-        self.commits
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.commits.fetch_add(1, Ordering::Relaxed);
         tracing::trace!(writes = outcomes.len(), "group commit");
         Ok(outcomes)
     }

@@ -2,7 +2,7 @@
 //!
 //! A write changes the record and appends to the change log with the next
 //! sequence number in one durable redb transaction, shared with the writes
-//! that queued beside it ([`commit`]), and is acknowledged after that
+//! that queued beside it (group commit: [`commit`]), and is acknowledged after that
 //! commit; the caller then emits the change event. redb is blocking: the
 //! [`Store`] methods run its calls on the blocking pool.
 
@@ -15,7 +15,7 @@ use std::sync::Arc;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde_json::{Map, Value};
 
-use self::commit::{Change, Queue, Write};
+use super::group::{Queue, Write};
 use super::{record, Committed, Predicate, Store, StoreError, StoreFuture, Stored};
 
 /// resource, id → the sequence number of the record's last change (8 bytes,
@@ -83,22 +83,11 @@ impl RedbStore {
         })
     }
 
-    /// Queues a write of record `id` for the next group commit.
-    fn write<'a>(
-        &self,
-        resource: &str,
-        id: String,
-        op: &'static str,
-        change: Change,
-    ) -> StoreFuture<'a, Committed> {
+    /// Queues `write` (unless it was refused already) for the next group
+    /// commit.
+    fn write<'a>(&self, write: Result<Write, StoreError>) -> StoreFuture<'a, Committed> {
         let inner = self.inner.clone();
-        let write = Write {
-            resource: resource.to_owned(),
-            id,
-            op,
-            change,
-        };
-        Box::pin(async move { commit::submit(&inner, write).await })
+        Box::pin(async move { commit::submit(&inner, write?).await })
     }
 }
 
@@ -121,13 +110,7 @@ impl Store for RedbStore {
     }
 
     fn insert<'a>(&'a self, resource: &'a str, record: Value) -> StoreFuture<'a, Committed> {
-        let (id, record) = match record::for_insert(record) {
-            Ok(checked) => checked,
-            Err(refused) => return Box::pin(async move { Err(refused) }),
-        };
-        let key = id.clone();
-        let change: Change = Box::new(move |old| record::insert_over(old, &key, record));
-        self.write(resource, id, "insert", change)
+        self.write(Write::insert(resource, record))
     }
 
     fn update<'a>(
@@ -137,13 +120,7 @@ impl Store for RedbStore {
         patch: Value,
         allowed: Predicate,
     ) -> StoreFuture<'a, Committed> {
-        let patch = match record::patch(id, patch) {
-            Ok(patch) => patch,
-            Err(refused) => return Box::pin(async move { Err(refused) }),
-        };
-        let key = id.to_owned();
-        let change: Change = Box::new(move |old| record::update_over(old, &key, patch, &allowed));
-        self.write(resource, id.to_owned(), "update", change)
+        self.write(Write::update(resource, id, patch, allowed))
     }
 
     fn delete<'a>(
@@ -152,9 +129,7 @@ impl Store for RedbStore {
         id: &'a str,
         allowed: Predicate,
     ) -> StoreFuture<'a, Committed> {
-        let key = id.to_owned();
-        let change: Change = Box::new(move |old| record::delete_over(old, &key, &allowed));
-        self.write(resource, id.to_owned(), "delete", change)
+        self.write(Ok(Write::delete(resource, id, allowed)))
     }
 
     fn changes_since<'a>(
