@@ -115,3 +115,44 @@ async fn concurrent_writes_keep_their_own_seq_reply_and_event() {
         "the refused writes changed nothing"
     );
 }
+
+/// A write the database itself would reject (an id with a NUL, which
+/// PostgreSQL's text cannot hold) must not fail the other writes it would
+/// have shared a commit with: it is refused before it reaches a batch,
+/// while another client's writes, in flight at the same moment, all land.
+#[tokio::test]
+async fn a_write_the_database_would_reject_fails_alone() {
+    let server = start(resource_config()).await;
+    let addr = server.addr;
+    const N: usize = 40;
+    let (mut victim, _) = connect_native(addr, "").await;
+    let (mut attacker, _) = connect_native(addr, "").await;
+    for n in 0..N {
+        attacker
+            .send(json!({"type": "insert", "resource": "messages", "requestId": format!("a{n}"), "data": {"id": format!("x\u{0}{n}")}}))
+            .await;
+        victim
+            .send(json!({"type": "insert", "resource": "messages", "requestId": format!("v{n}"), "data": {"id": format!("v{n}")}}))
+            .await;
+    }
+    for _ in 0..N {
+        let landed = victim.recv().await;
+        assert_eq!(landed["type"], "data", "{landed}");
+        let refused = attacker.recv().await;
+        assert_eq!(refused["code"], "BAD_REQUEST", "{refused}");
+    }
+    let listed = victim
+        .request(
+            json!({"type": "list", "resource": "messages", "limit": 1000}),
+            "l",
+        )
+        .await;
+    assert_eq!(listed["data"].as_array().expect("rows").len(), N);
+    let got = attacker
+        .request(
+            json!({"type": "get", "resource": "messages", "id": "x\u{0}1"}),
+            "g",
+        )
+        .await;
+    assert_eq!(got["code"], "NOT_FOUND", "{got}");
+}

@@ -62,13 +62,14 @@ impl Write {
     /// An update of record `id` by `patch`, if `allowed` admits it.
     ///
     /// # Errors
-    /// The patch is not an object or changes the id.
+    /// A bad id, or the patch is not an object or changes the id.
     pub(super) fn update(
         resource: &str,
         id: &str,
         patch: Value,
         allowed: Predicate,
     ) -> Result<Self, StoreError> {
+        record::check_id(id)?;
         let patch = record::patch(id, patch)?;
         let key = id.to_owned();
         Ok(Self {
@@ -80,14 +81,18 @@ impl Write {
     }
 
     /// A delete of record `id`, if `allowed` admits it.
-    pub(super) fn delete(resource: &str, id: &str, allowed: Predicate) -> Self {
+    ///
+    /// # Errors
+    /// A bad id.
+    pub(super) fn delete(resource: &str, id: &str, allowed: Predicate) -> Result<Self, StoreError> {
+        record::check_id(id)?;
         let key = id.to_owned();
-        Self {
+        Ok(Self {
             resource: resource.to_owned(),
             id: id.to_owned(),
             op: "delete",
             change: Box::new(move |old| record::delete_over(old, &key, &allowed)),
-        }
+        })
     }
 }
 

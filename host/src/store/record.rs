@@ -20,15 +20,34 @@ pub(super) fn for_insert(record: Value) -> Result<(String, Value), StoreError> {
     };
     let id = match record.get("id") {
         None | Some(Value::Null) => uuid::Uuid::new_v4().simple().to_string(),
-        Some(Value::String(s)) if !s.is_empty() && s.len() <= MAX_ID => s.clone(),
-        Some(_) => {
-            return Err(StoreError::BadRecord(
-                "`id` must be a non-empty string of at most 256 bytes".into(),
-            ))
+        Some(Value::String(s)) => {
+            check_id(s)?;
+            s.clone()
         }
+        Some(_) => return Err(bad_id()),
     };
     record.insert("id".into(), Value::String(id.clone()));
     Ok((id, Value::Object(record)))
+}
+
+/// Checks an id a write names: non-empty, at most [`MAX_ID`] bytes, no
+/// NUL. PostgreSQL's text cannot hold a NUL, and with group commit a
+/// statement it rejects would fail every write in the batch, so such an
+/// id is refused here, before it reaches a batch (on both stores alike).
+///
+/// # Errors
+/// A bad id.
+pub(super) fn check_id(id: &str) -> Result<(), StoreError> {
+    if id.is_empty() || id.len() > MAX_ID || id.contains('\0') {
+        return Err(bad_id());
+    }
+    Ok(())
+}
+
+fn bad_id() -> StoreError {
+    StoreError::BadRecord(
+        "`id` must be a non-empty string of at most 256 bytes, without NUL".into(),
+    )
 }
 
 /// An update's patch, checked before any transaction.

@@ -171,6 +171,11 @@ fn as_bigint(seq: u64) -> i64 {
 impl Store for PgStore {
     fn get<'a>(&'a self, resource: &'a str, id: &'a str) -> StoreFuture<'a, Option<Value>> {
         Box::pin(async move {
+            // No stored id holds a NUL (writes refuse one), and PostgreSQL's
+            // text could not take it as a parameter.
+            if id.contains('\0') {
+                return Ok(None);
+            }
             let client = self.client().await?;
             let read = client.prepare_cached(READ).await.map_err(pg_error)?;
             let row = client
@@ -251,7 +256,7 @@ impl Store for PgStore {
         id: &'a str,
         allowed: Predicate,
     ) -> StoreFuture<'a, Committed> {
-        self.write(Ok(Write::delete(resource, id, allowed)))
+        self.write(Write::delete(resource, id, allowed))
     }
 
     fn changes_since<'a>(

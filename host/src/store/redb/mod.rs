@@ -129,7 +129,7 @@ impl Store for RedbStore {
         id: &'a str,
         allowed: Predicate,
     ) -> StoreFuture<'a, Committed> {
-        self.write(Ok(Write::delete(resource, id, allowed)))
+        self.write(Write::delete(resource, id, allowed))
     }
 
     fn changes_since<'a>(
