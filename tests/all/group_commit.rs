@@ -131,8 +131,9 @@ async fn a_write_the_database_would_reject_fails_alone() {
         attacker
             .send(json!({"type": "insert", "resource": "messages", "requestId": format!("a{n}"), "data": {"id": format!("x\u{0}{n}")}}))
             .await;
+        // A NUL inside a value is fine: JSON escapes it.
         victim
-            .send(json!({"type": "insert", "resource": "messages", "requestId": format!("v{n}"), "data": {"id": format!("v{n}")}}))
+            .send(json!({"type": "insert", "resource": "messages", "requestId": format!("v{n}"), "data": {"id": format!("v{n}"), "text": "a\u{0}b"}}))
             .await;
     }
     for _ in 0..N {
