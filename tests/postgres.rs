@@ -189,17 +189,24 @@ impl PgServer {
         self.spawn();
     }
 
+    /// A client program (`psql`, `pgbench`) aimed at this server as `postgres`.
+    fn client(&self, program: &Path) -> Command {
+        let mut command = Command::new(program);
+        command.args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &self.port.to_string(),
+            "-U",
+            "postgres",
+        ]);
+        command
+    }
+
     /// Runs SQL in database `db` (as `postgres`) and returns what psql printed.
     pub fn sql(&self, db: &str, sql: &str) -> String {
-        let out = Command::new(self.bin.join("psql"))
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                "postgres",
-            ])
+        let out = self
+            .client(&self.bin.join("psql"))
             .args(["-d", db, "-tAc", sql])
             .output()
             .expect("psql");
@@ -237,15 +244,8 @@ impl PgServer {
              END;\n",
         )
         .expect("pgbench script");
-        let out = Command::new("pgbench")
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                "postgres",
-            ])
+        let out = self
+            .client(Path::new("pgbench"))
             .args([
                 "-n",
                 "-j",

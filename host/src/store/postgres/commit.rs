@@ -80,35 +80,33 @@ impl Committer {
         let planned = self.plan(&tx, writes).await?;
         // Every statement at once: one connection runs them in the order
         // sent, so each sees the ones before it, in one round trip.
-        let notice_for = |resource: &str| format!("{}\n{resource}", self.instance);
-        let mut statements = Vec::with_capacity(planned.len());
-        for store in planned.iter().flatten() {
-            let sql = if store.new.is_some() { WRITE } else { REMOVE };
-            statements.push((
-                tx.prepare_cached(sql).await.map_err(pg_error)?,
-                notice_for(&store.resource),
-            ));
-        }
+        let write = tx.prepare_cached(WRITE).await.map_err(pg_error)?;
+        let remove = tx.prepare_cached(REMOVE).await.map_err(pg_error)?;
+        let notices: Vec<String> = planned
+            .iter()
+            .flatten()
+            .map(|store| format!("{}\n{}", self.instance, store.resource))
+            .collect();
         let params: Vec<[&(dyn ToSql + Sync); 5]> = planned
             .iter()
             .flatten()
-            .zip(&statements)
-            .map(|(store, (_, notice))| {
+            .zip(&notices)
+            .map(|(store, notice)| {
                 [
                     &store.resource as &(dyn ToSql + Sync),
                     &store.id,
-                    store.record(),
+                    &store.record,
                     &store.op,
                     notice,
                 ]
             })
             .collect();
-        let stored = futures_util::future::try_join_all(
-            statements
-                .iter()
-                .zip(&params)
-                .map(|((statement, _), params)| tx.query_one(statement, params)),
-        )
+        let stored = futures_util::future::try_join_all(planned.iter().flatten().zip(&params).map(
+            |(store, params)| {
+                let statement = if store.deletes { &remove } else { &write };
+                tx.query_one(statement, params)
+            },
+        ))
         .await
         .map_err(pg_error)?;
         let mut rows = stored.into_iter();
@@ -121,18 +119,11 @@ impl Committer {
                 if seq % TRIM_EVERY == 0 && seq > self.retention {
                     trim = Some(seq - self.retention);
                 }
-                let Planned {
-                    resource,
-                    op,
-                    old,
-                    new,
-                    ..
-                } = store;
                 Committed {
                     seq: seq as u64,
-                    op,
-                    resource,
-                    record: new.or(old).unwrap_or(Value::Null),
+                    op: store.op,
+                    resource: store.resource,
+                    record: store.record,
                     previous: Some(previous as u64),
                 }
             }));
@@ -202,12 +193,13 @@ impl Committer {
             planned.push(decided.map(|new| {
                 current.insert(key.clone(), new.clone());
                 let (resource, id) = key;
+                let deletes = new.is_none();
                 Planned {
                     resource,
                     id,
                     op,
-                    old,
-                    new,
+                    record: new.or(old).unwrap_or(Value::Null),
+                    deletes,
                 }
             }));
         }
@@ -220,17 +212,9 @@ struct Planned {
     resource: String,
     id: String,
     op: &'static str,
-    /// The record before (a delete logs it).
-    old: Option<Value>,
-    /// The record after; `None` deletes it.
-    new: Option<Value>,
-}
-
-impl Planned {
-    /// The record to store and log: the new one, or the old one of a
-    /// delete.
-    fn record(&self) -> &Value {
-        static NULL: Value = Value::Null;
-        self.new.as_ref().or(self.old.as_ref()).unwrap_or(&NULL)
-    }
+    /// The record to store and log: the new one, or, for a delete, the
+    /// one it removes.
+    record: Value,
+    /// Whether the write removes the record.
+    deletes: bool,
 }

@@ -35,7 +35,8 @@ const BATCH: i64 = 256;
 /// The change log is trimmed when a write's `seq` is a multiple of this.
 pub(super) const TRIM_EVERY: i64 = 64;
 
-/// Serializes one resource's writes (and reads of its last `seq`).
+/// A resource's advisory lock, for reading its last `seq` in step with
+/// its writes (which take the same key, batch by batch: [`commit`]).
 const LOCK: &str = "SELECT pg_advisory_xact_lock(hashtext($1))";
 
 /// One record.
