@@ -89,6 +89,15 @@ pub struct App {
 }
 
 impl App {
+    /// Starts shutting down: background tasks and listeners see the
+    /// token, every connection (and any still registering) is asked to
+    /// close with 1001.
+    pub fn stop(&self) {
+        self.shutdown.cancel();
+        self.bus
+            .close_all(crate::session::CLOSE_GOING_AWAY, "server shutting down");
+    }
+
     /// Builds the shared state of a single node.
     ///
     /// # Errors
@@ -261,7 +270,7 @@ impl Server {
 
     /// Starts shutting down: stop accepting, close every socket with 1001.
     pub fn shutdown(&self) {
-        self.app.shutdown.cancel();
+        self.app.stop();
     }
 
     /// Waits until the server stopped and every session said goodbye

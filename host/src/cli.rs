@@ -171,7 +171,7 @@ async fn run(setup: impl FnOnce(&crate::app::App)) -> anyhow::Result<()> {
             let app = server.app.clone();
             tokio::spawn(async move {
                 crate::shutdown::signal().await;
-                app.shutdown.cancel();
+                app.stop();
             });
             server.wait().await?;
             tracing::info!("stopped");

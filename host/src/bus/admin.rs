@@ -54,7 +54,7 @@ impl Bus {
                     channels,
                     resources,
                     presence,
-                    queued_bytes: e.tx.queued_bytes(),
+                    queued_bytes: e.peer.tx.queued_bytes(),
                 }
             })
             .collect();
@@ -126,7 +126,7 @@ impl Bus {
         targets
             .into_iter()
             .filter_map(|id| state.clients.get(id))
-            .map(|e| e.kill.kill(code, reason.to_owned()))
+            .map(|e| e.peer.kill.kill(code, reason.to_owned()))
             .count()
     }
 

@@ -6,29 +6,47 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::task::Poll;
 
+use futures_util::task::AtomicWaker;
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 
 use super::Outbound;
 
 /// Asks one session to close, with a code and reason, from anywhere.
+///
+/// Only the session's own task waits on it, so one waker slot is enough:
+/// polling it is two atomic operations, where a cancellation token takes a
+/// lock and queues a waiter on every poll — and the session loop polls it
+/// on every delivery.
 #[derive(Debug, Default)]
 pub struct Kill {
-    token: CancellationToken,
     reason: OnceLock<(u16, String)>,
+    waker: AtomicWaker,
 }
 
 impl Kill {
     /// Requests the close; the first reason given wins.
     pub fn kill(&self, code: u16, reason: impl Into<String>) {
         let _ = self.reason.set((code, reason.into()));
-        self.token.cancel();
+        self.waker.wake();
     }
 
-    /// Resolves once a close was requested.
-    pub async fn requested(&self) {
-        self.token.cancelled().await;
+    /// Resolves once a close was requested. Awaited by one task only (the
+    /// session's): a second task's wait would take the first one's slot.
+    pub fn requested(&self) -> impl std::future::Future<Output = ()> + '_ {
+        std::future::poll_fn(|cx| {
+            if self.reason.get().is_some() {
+                return Poll::Ready(());
+            }
+            self.waker.register(cx.waker());
+            // A kill between the check and the registration woke nobody.
+            if self.reason.get().is_some() {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
     }
 
     /// The requested close code and reason.
@@ -113,5 +131,52 @@ impl Inbox {
     /// Bytes queued now.
     pub fn queued_bytes(&self) -> usize {
         self.queued.load(Ordering::Acquire)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::Kill;
+    use crate::bus::{Bus, BusLimits};
+
+    #[tokio::test]
+    async fn a_kill_wakes_the_waiting_task_and_the_first_reason_wins() {
+        let kill = Arc::new(Kill::default());
+        let waiter = tokio::spawn({
+            let kill = kill.clone();
+            async move { kill.requested().await }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!waiter.is_finished(), "no kill yet");
+        kill.kill(4001, "first");
+        kill.kill(4002, "second");
+        tokio::time::timeout(Duration::from_secs(1), waiter)
+            .await
+            .expect("woken")
+            .expect("no panic");
+        assert_eq!(kill.reason(), Some(&(4001, "first".to_owned())));
+        // Once killed, a fresh wait resolves at once.
+        kill.requested().await;
+    }
+
+    #[tokio::test]
+    async fn close_all_reaches_connections_that_register_afterwards() {
+        let limits = BusLimits::from_config(&crate::config::Limits::default());
+        let bus = Bus::new(Arc::default(), limits);
+        let before = bus.register(None, "native");
+        bus.close_all(1001, "server shutting down");
+        let after = bus.register(None, "native");
+        for registration in [before, after] {
+            tokio::time::timeout(Duration::from_secs(1), registration.kill.requested())
+                .await
+                .expect("asked to close");
+            assert_eq!(
+                registration.kill.reason(),
+                Some(&(1001, "server shutting down".to_owned()))
+            );
+        }
     }
 }

@@ -35,7 +35,11 @@ impl Bus {
                     Some(sub) => {
                         entry.channels.insert(topic.clone());
                         let subs = state.channels.entry(topic.clone()).or_default();
-                        if subs.insert(key.clone(), sub).is_none() {
+                        let peer = entry.peer.clone();
+                        if subs
+                            .insert(key.clone(), super::Subscriber { sub, peer })
+                            .is_none()
+                        {
                             if let Topic::Channel(channel) = &topic {
                                 state.watch.gain(channel);
                             }

@@ -173,8 +173,7 @@ pub(super) async fn scripted(
                 socket_path,
                 connected,
             );
-            let (sink, stream) = futures_util::StreamExt::split(socket);
-            session::run(sink, stream, app, registration, handler).await;
+            session::run(socket, app, registration, handler).await;
         })
     });
     let request = Upgrade {

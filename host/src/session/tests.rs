@@ -1,9 +1,11 @@
 //! The session loop driven without a socket (axum's testing-websockets
-//! way): channels stand in for the two halves, so the loop's own rules —
+//! way): channels stand in for the socket, so the loop's own rules —
 //! replies, expiry warning and close, the kill switch, a clean close — are
 //! checked frame by frame.
 
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use crate::wire::{Message, WireError};
@@ -29,24 +31,73 @@ fn app(dir: &tempfile::TempDir, warning_ms: u64) -> Arc<App> {
     App::new(config).expect("app")
 }
 
-/// The socket halves as channels: what the test sends, what the loop wrote.
-#[allow(clippy::type_complexity)]
-fn socket() -> (
-    mpsc::UnboundedSender<Message>,
-    impl Stream<Item = Result<Message, WireError>> + Unpin + Send,
-    impl Sink<Message> + Unpin + Send,
+/// A socket made of a stream (what the client sends) and a sink (what the
+/// loop writes), as the loop takes one value that is both.
+struct Duplex<R, W> {
+    reader: R,
+    writer: W,
+}
+
+impl<R: Stream + Unpin, W: Unpin> Stream for Duplex<R, W> {
+    type Item = R::Item;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<R::Item>> {
+        Pin::new(&mut self.reader).poll_next(cx)
+    }
+}
+
+impl<R: Unpin, W: Sink<Message> + Unpin> Sink<Message> for Duplex<R, W> {
+    type Error = W::Error;
+
+    fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), W::Error>> {
+        Pin::new(&mut self.writer).poll_ready(cx)
+    }
+
+    fn start_send(mut self: Pin<&mut Self>, item: Message) -> Result<(), W::Error> {
+        Pin::new(&mut self.writer).start_send(item)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), W::Error>> {
+        Pin::new(&mut self.writer).poll_flush(cx)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), W::Error>> {
+        Pin::new(&mut self.writer).poll_close(cx)
+    }
+}
+
+/// A socket whose reads come from `reader` and whose writes go to the
+/// returned receiver.
+fn duplex<R>(
+    reader: R,
+) -> (
+    impl Sink<Message> + Stream<Item = Result<Message, WireError>> + Unpin + Send,
     mpsc::UnboundedReceiver<Message>,
-) {
-    let (to_loop, from_test) = mpsc::unbounded_channel::<Message>();
+)
+where
+    R: Stream<Item = Result<Message, WireError>> + Unpin + Send,
+{
     let (to_test, from_loop) = mpsc::unbounded_channel::<Message>();
-    let reader = Box::pin(stream::unfold(from_test, |mut rx| async move {
-        rx.recv().await.map(|m| (Ok(m), rx))
-    }));
     let writer = Box::pin(sink::unfold(to_test, |tx, m: Message| async move {
         let _ = tx.send(m);
         Ok::<_, std::convert::Infallible>(tx)
     }));
-    (to_loop, reader, writer, from_loop)
+    (Duplex { reader, writer }, from_loop)
+}
+
+/// The socket as channels: what the test sends, what the loop wrote.
+#[allow(clippy::type_complexity)]
+fn socket() -> (
+    mpsc::UnboundedSender<Message>,
+    impl Sink<Message> + Stream<Item = Result<Message, WireError>> + Unpin + Send,
+    mpsc::UnboundedReceiver<Message>,
+) {
+    let (to_loop, from_test) = mpsc::unbounded_channel::<Message>();
+    let reader = Box::pin(stream::unfold(from_test, |mut rx| async move {
+        rx.recv().await.map(|m| (Ok(m), rx))
+    }));
+    let (socket, from_loop) = duplex(reader);
+    (to_loop, socket, from_loop)
 }
 
 /// Starts the loop for a native session of `identity`.
@@ -59,7 +110,7 @@ fn start(
     tokio::task::JoinHandle<()>,
     Arc<str>,
 ) {
-    let (to_loop, reader, writer, from_loop) = socket();
+    let (to_loop, socket, from_loop) = socket();
     let registration = app.bus.register(identity.user_id.clone(), "native");
     let id = registration.id.clone();
     let connected = Connected {
@@ -68,7 +119,7 @@ fn start(
         peer: None,
     };
     let session = Session::new(app.clone(), &Native, id.clone(), connected);
-    let task = tokio::spawn(run(writer, reader, app.clone(), registration, session));
+    let task = tokio::spawn(run(socket, app.clone(), registration, session));
     (to_loop, from_loop, task, id)
 }
 
@@ -185,11 +236,7 @@ async fn read_errors_close_with_their_rfc_6455_codes() {
     ];
     for (error, code, reason) in cases {
         let reader = Box::pin(stream::iter([Err(error)]).chain(stream::pending()));
-        let (to_test, mut from_loop) = mpsc::unbounded_channel::<Message>();
-        let writer = Box::pin(sink::unfold(to_test, |tx, m: Message| async move {
-            let _ = tx.send(m);
-            Ok::<_, std::convert::Infallible>(tx)
-        }));
+        let (socket, mut from_loop) = duplex(reader);
         let registration = app.bus.register(None, "native");
         let connected = Connected {
             identity: Identity::anonymous(),
@@ -197,7 +244,7 @@ async fn read_errors_close_with_their_rfc_6455_codes() {
             peer: None,
         };
         let session = Session::new(app.clone(), &Native, registration.id.clone(), connected);
-        let task = tokio::spawn(run(writer, reader, app.clone(), registration, session));
+        let task = tokio::spawn(run(socket, app.clone(), registration, session));
         assert_eq!(next_json(&mut from_loop).await["type"], "connected");
         match next(&mut from_loop).await {
             Message::Close(Some(frame)) => {
