@@ -92,13 +92,11 @@ fn accept(app: Arc<App>, request: Upgrade<'_>, ws: WsUpgrade, serve: Serve) -> R
         Ok(pair) => pair,
         Err(refused) => return *refused,
     };
+    // Two tasks: this one upgrades, authenticates and asks the guards,
+    // then hands the socket to a task of the session's own. A task's
+    // memory is its future's largest state, so one task doing both would
+    // keep the handshake's room (1.2 KB) for the connection's life.
     tokio::spawn(async move {
-        let _permit = permit;
-        let _tracked = tracked;
-        let _held = held;
-        // The socket stays boxed until the session takes it, and refusals
-        // are boxed too: this task's future is as large as its largest
-        // state and lives as long as the connection.
         let Some(socket) = socket.await.map(Box::new) else {
             return;
         };
@@ -126,7 +124,13 @@ fn accept(app: Arc<App>, request: Upgrade<'_>, ws: WsUpgrade, serve: Serve) -> R
             query,
             peer: Some(peer.ip()),
         };
-        serve(*socket, app, connected).await;
+        let session = serve(*socket, app, connected);
+        // The connection's place in the count, the cap and the shutdown
+        // wait go with the session.
+        tokio::spawn(async move {
+            let _held = (permit, tracked, held);
+            session.await;
+        });
     });
     response
 }
@@ -161,20 +165,20 @@ pub(super) async fn scripted(
         Err(rejection) => return rejection.into_response(),
     };
     let socket_path = path.clone();
+    // The loop's future is built here and boxed as it is: an `async`
+    // block around it would keep the socket twice for the connection's life.
     let serve: Serve = Box::new(move |socket, app, connected| {
-        Box::pin(async move {
-            let registration = app
-                .bus
-                .register(connected.identity.user_id.clone(), "socket");
-            let handler = session::ScriptedSocket::new(
-                registration.id.clone(),
-                app.clone(),
-                plugin,
-                socket_path,
-                connected,
-            );
-            session::run(socket, app, registration, handler).await;
-        })
+        let registration = app
+            .bus
+            .register(connected.identity.user_id.clone(), "socket");
+        let handler = session::ScriptedSocket::new(
+            registration.id.clone(),
+            app.clone(),
+            plugin,
+            socket_path,
+            connected,
+        );
+        Box::pin(session::run(socket, app, registration, handler))
     });
     let request = Upgrade {
         headers: &headers,
