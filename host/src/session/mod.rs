@@ -190,8 +190,8 @@ pub fn serve_socket(
 /// halves would put a lock between them that every wake-up takes twice.
 /// What the loop waits on that outlives one wake-up (the kill switch, the
 /// pong deadline) is created once and polled again, not
-/// re-registered per delivery: at 5,000 subscribers, each broadcast wakes
-/// every task once, and those registrations were a fifth of its cost.
+/// re-registered per delivery: each broadcast wakes every subscriber's
+/// task once, so whatever a wake-up costs is paid once per recipient.
 ///
 /// The loop is an `async move` block rather than an `async fn` body, which
 /// would store the socket and handler twice (as arguments and as the
