@@ -109,9 +109,8 @@ fn accept(app: Arc<App>, request: Upgrade<'_>, ws: WsUpgrade, serve: Serve) -> R
                 return Box::pin(refuse(socket, &app, &reason)).await;
             }
         };
-        // Boxed: a plugin call's state is large, and this future lives
-        // as long as the connection; inline, every idle connection
-        // would carry it.
+        // Boxed: a plugin call's state is large, and inline it would size
+        // this task's future for every connection's handshake.
         let actor = Actor::new(Arc::new(identity.clone()), None);
         let allowed = Box::pin(app.resources.policy().connect(&actor, &path, &query)).await;
         drop(actor);
