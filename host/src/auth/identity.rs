@@ -1,6 +1,8 @@
 //! Who a connection is: the identity a verified token or API key stands
 //! for, with its roles read from wherever its issuer puts them.
 
+use std::sync::{Arc, LazyLock};
+
 use serde_json::{Map, Value};
 
 use crate::config::ApiKeyIdentity;
@@ -26,6 +28,18 @@ impl Identity {
     /// The anonymous identity.
     pub fn anonymous() -> Self {
         Self::default()
+    }
+
+    /// This identity behind an `Arc`. Every plain anonymous identity is the
+    /// same one, shared: anonymous connections are the many (public feeds,
+    /// idle tabs), and each would otherwise hold its own copy of nothing.
+    pub fn into_shared(self) -> Arc<Self> {
+        static ANONYMOUS: LazyLock<Arc<Identity>> = LazyLock::new(|| Arc::new(Identity::default()));
+        if self == Self::default() {
+            ANONYMOUS.clone()
+        } else {
+            Arc::new(self)
+        }
     }
 
     /// Whether no token backs this identity.

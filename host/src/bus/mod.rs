@@ -19,7 +19,7 @@ mod remote;
 mod topic;
 mod watch;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use parking_lot::RwLock;
@@ -72,8 +72,11 @@ struct ClientEntry {
     label: &'static str,
     peer: Arc<Peer>,
     user_id: Option<String>,
-    channels: HashSet<Topic>,
-    presence: HashSet<String>,
+    /// Ordered sets, not hashed: most connections hold few or none, and
+    /// an empty `BTreeSet` is half an empty `HashSet` (no hasher state), in
+    /// an entry every connection has.
+    channels: BTreeSet<Topic>,
+    presence: BTreeSet<String>,
 }
 
 /// One subscriber as its topic holds it: the subscription and the
@@ -160,8 +163,8 @@ impl Bus {
                     kill: kill.clone(),
                 }),
                 user_id,
-                channels: HashSet::new(),
-                presence: HashSet::new(),
+                channels: BTreeSet::new(),
+                presence: BTreeSet::new(),
             },
         );
         Registration { id, rx, kill }

@@ -13,16 +13,17 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
+use std::task::Poll;
 use std::time::Duration;
 
 use axum::extract::ConnectInfo;
 use axum::Router;
+use futures_util::task::AtomicWaker;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use parking_lot::Mutex;
 use tokio::net::{TcpListener, TcpStream};
-use tokio_util::sync::CancellationToken;
 use tower_service::Service;
 
 use crate::App;
@@ -41,8 +42,9 @@ struct State {
     next: u64,
     open: usize,
     ips: HashMap<IpAddr, IpState>,
-    /// Unfinished connections, oldest first.
-    unfinished: BTreeMap<u64, CancellationToken>,
+    /// Unfinished connections, oldest first. Weak: the map must not keep
+    /// a ticket (whose drop gives its place back) alive.
+    unfinished: BTreeMap<u64, Weak<Ticket>>,
 }
 
 #[derive(Default)]
@@ -56,7 +58,12 @@ pub(crate) struct Ticket {
     id: u64,
     ip: IpAddr,
     admission: Arc<Admission>,
-    cancel: CancellationToken,
+    /// Set when the connection is shed while unfinished. A flag and a
+    /// waker slot inside the ticket, not a cancellation token: a token is
+    /// an allocation of its own, and every connection kept it for life.
+    shed: AtomicBool,
+    /// The connection's task, waiting for `shed` (its only waiter).
+    waker: AtomicWaker,
     finished: AtomicBool,
 }
 
@@ -87,43 +94,51 @@ impl Admission {
     /// # Errors
     /// The address is at `limits.max_connections_per_ip`.
     pub(crate) fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Arc<Ticket>, Shed> {
-        let mut state = self.state.lock();
-        let state = &mut *state;
-        let here = state.ips.entry(ip).or_default();
-        if self.per_ip_connections > 0 && here.open >= self.per_ip_connections {
-            return Err(Shed::AddressFull);
-        }
-        if here.unfinished.len() >= self.per_ip_handshakes {
-            if let Some(oldest) = here.unfinished.pop_front() {
-                if let Some(cancel) = state.unfinished.remove(&oldest) {
-                    cancel.cancel();
+        // Shed after the lock is let go: a shed ticket's last reference may
+        // drop with it, and a ticket's drop takes the lock.
+        let mut shed = Vec::new();
+        let ticket = {
+            let mut state = self.state.lock();
+            let state = &mut *state;
+            let here = state.ips.entry(ip).or_default();
+            if self.per_ip_connections > 0 && here.open >= self.per_ip_connections {
+                return Err(Shed::AddressFull);
+            }
+            if here.unfinished.len() >= self.per_ip_handshakes {
+                if let Some(oldest) = here.unfinished.pop_front() {
+                    shed.extend(state.unfinished.remove(&oldest));
                 }
             }
-        }
-        if state.open >= self.pressure_at {
-            shed_oldest(state);
-        }
-        let id = state.next;
-        state.next += 1;
-        state.open += 1;
-        let here = state.ips.entry(ip).or_default();
-        here.open += 1;
-        here.unfinished.push_back(id);
-        let cancel = CancellationToken::new();
-        state.unfinished.insert(id, cancel.clone());
-        Ok(Arc::new(Ticket {
-            id,
-            ip,
-            admission: self.clone(),
-            cancel,
-            finished: AtomicBool::new(false),
-        }))
+            if state.open >= self.pressure_at {
+                shed.extend(shed_oldest(state));
+            }
+            let id = state.next;
+            state.next += 1;
+            state.open += 1;
+            let here = state.ips.entry(ip).or_default();
+            here.open += 1;
+            here.unfinished.push_back(id);
+            let ticket = Arc::new(Ticket {
+                id,
+                ip,
+                admission: self.clone(),
+                shed: AtomicBool::new(false),
+                waker: AtomicWaker::new(),
+                finished: AtomicBool::new(false),
+            });
+            state.unfinished.insert(id, Arc::downgrade(&ticket));
+            ticket
+        };
+        shed.iter().for_each(Ticket::shed_weak);
+        Ok(ticket)
     }
 
     /// Lets the oldest unfinished connection go (the process ran out of
     /// descriptors); false when there is none.
     pub(crate) fn shed_oldest(&self) -> bool {
-        shed_oldest(&mut self.state.lock())
+        // Shed with the lock let go (see `admit`).
+        let oldest = shed_oldest(&mut self.state.lock());
+        oldest.as_ref().map(Ticket::shed_weak).is_some()
     }
 
     /// Connections open now, and how many of them are unfinished.
@@ -133,21 +148,44 @@ impl Admission {
     }
 }
 
-fn shed_oldest(state: &mut State) -> bool {
-    let Some((id, cancel)) = state.unfinished.pop_first() else {
-        return false;
-    };
-    cancel.cancel();
+/// Takes the oldest unfinished connection off the lists; the caller sheds
+/// it once the lock is let go.
+fn shed_oldest(state: &mut State) -> Option<Weak<Ticket>> {
+    let (id, ticket) = state.unfinished.pop_first()?;
     for ip in state.ips.values_mut() {
         if let Some(at) = ip.unfinished.iter().position(|x| *x == id) {
             ip.unfinished.remove(at);
             break;
         }
     }
-    true
+    Some(ticket)
 }
 
 impl Ticket {
+    /// Tells the connection's task to let go, if it is still there.
+    fn shed_weak(ticket: &Weak<Ticket>) {
+        if let Some(ticket) = ticket.upgrade() {
+            ticket.shed.store(true, Ordering::Release);
+            ticket.waker.wake();
+        }
+    }
+
+    /// Resolves once the connection is shed.
+    async fn shed(&self) {
+        std::future::poll_fn(|cx| {
+            if self.shed.load(Ordering::Acquire) {
+                return Poll::Ready(());
+            }
+            self.waker.register(cx.waker());
+            if self.shed.load(Ordering::Acquire) {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await;
+    }
+
     /// The request head arrived: the connection is no longer sheddable.
     fn finish(&self) {
         if self.finished.swap(true, Ordering::AcqRel) {
@@ -285,7 +323,7 @@ async fn connection(
                 }
                 break;
             }
-            () = ticket.cancel.cancelled(), if !finished => {
+            () = ticket.shed(), if !finished => {
                 app.metrics.disconnect("handshake_shed");
                 break;
             }

@@ -5,7 +5,6 @@
 //! status and `{"type":"error","code","message"}`).
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -39,7 +38,7 @@ pub(super) async fn caller(
                 &ClientError::new(ErrorCode::Unauthorized, e.to_string()),
             )
         })?;
-    let actor = Actor::new(Arc::new(identity), None).with_peer(Some(peer.ip()));
+    let actor = Actor::new(identity.into_shared(), None).with_peer(Some(peer.ip()));
     // The same per-identity budget as every socket (429 and Retry-After).
     if let Err(exceeded) = app.quotas.requests(&actor.key(), 1) {
         let e = crate::session::rate_limited(&app.config.limits, exceeded);

@@ -1,6 +1,7 @@
 //! WebSocket upgrades: connection cap, token extraction, authentication,
 //! then hand-off to a session in the route's dialect.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -9,8 +10,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, MethodRouter};
 use axum::Extension;
-
-use futures_util::future::BoxFuture;
 
 use super::accept::Held;
 use crate::policy::Actor;
@@ -29,8 +28,9 @@ pub(super) fn route(dialect: &'static dyn Dialect, path: &str) -> MethodRouter<A
               headers: HeaderMap,
               Query(query): Query<Vec<(String, String)>>,
               ws: WsUpgrade| async move {
-            let serve: Serve = Box::new(move |socket, app, connected| {
-                Box::pin(session::serve_socket(socket, app, dialect, connected))
+            let serve: Serve = Box::new(move |socket, app, connected, keep| {
+                let session = session::serve_socket(socket, app, dialect, connected);
+                tokio::spawn(keep.around(session));
             });
             let request = Upgrade {
                 headers: &headers,
@@ -44,8 +44,31 @@ pub(super) fn route(dialect: &'static dyn Dialect, path: &str) -> MethodRouter<A
     )
 }
 
-/// Serves an accepted, authorized socket.
-type Serve = Box<dyn FnOnce(Socket, Arc<App>, Connected) -> BoxFuture<'static, ()> + Send>;
+/// Starts serving an accepted, authorized socket: spawns its session.
+///
+/// The route spawns it, not the handshake, because only the route knows
+/// the session's type: handing back a boxed future would put the session
+/// in a box and its task in a second allocation, for every connection.
+type Serve = Box<dyn FnOnce(Socket, Arc<App>, Connected, Keep) + Send>;
+
+/// What a session keeps for its whole life: its place in the connection
+/// cap, the shutdown wait's count and the accept loop's count.
+struct Keep {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    _tracked: tokio_util::task::task_tracker::TaskTrackerToken,
+    _held: Option<Extension<Held>>,
+}
+
+impl Keep {
+    /// `session`, holding these until it ends. Not an `async fn`: its
+    /// future would keep `session` twice (see `session::run`).
+    fn around(self, session: impl Future<Output = ()> + Send) -> impl Future<Output = ()> + Send {
+        async move {
+            let _keep = self;
+            session.await;
+        }
+    }
+}
 
 /// What an upgrade request brings.
 struct Upgrade<'a> {
@@ -123,13 +146,14 @@ fn accept(app: Arc<App>, request: Upgrade<'_>, ws: WsUpgrade, serve: Serve) -> R
             query,
             peer: Some(peer.ip()),
         };
-        let session = serve(*socket, app, connected);
         // The connection's place in the count, the cap and the shutdown
         // wait go with the session.
-        tokio::spawn(async move {
-            let _held = (permit, tracked, held);
-            session.await;
-        });
+        let keep = Keep {
+            _permit: permit,
+            _tracked: tracked,
+            _held: held,
+        };
+        serve(*socket, app, connected, keep);
     });
     response
 }
@@ -164,9 +188,9 @@ pub(super) async fn scripted(
         Err(rejection) => return rejection.into_response(),
     };
     let socket_path = path.clone();
-    // The loop's future is built here and boxed as it is: an `async`
+    // The loop's future is built and spawned here as it is: an `async`
     // block around it would keep the socket twice for the connection's life.
-    let serve: Serve = Box::new(move |socket, app, connected| {
+    let serve: Serve = Box::new(move |socket, app, connected, keep| {
         let registration = app
             .bus
             .register(connected.identity.user_id.clone(), "socket");
@@ -177,7 +201,7 @@ pub(super) async fn scripted(
             socket_path,
             connected,
         );
-        Box::pin(session::run(socket, app, registration, handler))
+        tokio::spawn(keep.around(session::run(socket, app, registration, handler)));
     });
     let request = Upgrade {
         headers: &headers,

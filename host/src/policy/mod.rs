@@ -76,7 +76,7 @@ impl Actor {
 
     /// Nobody in particular: what a call without a client acts as.
     pub fn anonymous() -> Self {
-        Self::new(Arc::new(Identity::anonymous()), None)
+        Self::new(Identity::anonymous().into_shared(), None)
     }
 
     /// Whose budgets this actor spends.

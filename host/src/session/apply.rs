@@ -57,7 +57,7 @@ impl Session {
             query,
             peer,
         } = connected;
-        let actor = Actor::new(Arc::new(identity), Some(id.clone())).with_peer(peer);
+        let actor = Actor::new(identity.into_shared(), Some(id.clone())).with_peer(peer);
         let sees_ids = app
             .resources
             .policy()

@@ -12,21 +12,25 @@ mod data;
 mod named_topics;
 mod reauth;
 mod scripted;
+mod timers;
 mod topics;
+mod write;
 
 #[cfg(test)]
 mod tests;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::wire::{CloseFrame, Message, Socket, Utf8Bytes, WireError};
-use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use futures_util::{Sink, Stream, StreamExt};
 use tokio::time::{sleep_until, Instant};
 
+use timers::{Beat, ExpiryTimer, Heartbeat};
+use write::write_all;
+
 use crate::auth::Identity;
-use crate::bus::{Inbox, Kill, Outbound, Registration};
+use crate::bus::{Inbox, Outbound, Registration};
 use crate::protocol::{encode_event, to_frame, Dialect};
 use crate::App;
 
@@ -99,61 +103,6 @@ fn expired_close() -> Close {
     (CLOSE_POLICY, "UNAUTHORIZED: token expired".to_owned())
 }
 
-/// The expiry timer of one connection: armed only while its identity has an
-/// expiry, and re-armed only when the moment changes (a delivery-heavy
-/// connection must not pay a timer registration per wake-up).
-struct ExpiryTimer {
-    warning_ms: u64,
-    /// The `exp` already warned about.
-    warned: Option<u64>,
-    /// The Unix ms the sleep is set for, and the sleep.
-    armed: Option<(u64, std::pin::Pin<Box<tokio::time::Sleep>>)>,
-}
-
-impl ExpiryTimer {
-    fn new(warning_ms: u64) -> Self {
-        Self {
-            warning_ms,
-            warned: None,
-            armed: None,
-        }
-    }
-
-    /// Arms the sleep for `exp`'s next moment: the warning, or `exp` itself
-    /// once warned.
-    fn arm(&mut self, exp: Option<u64>) {
-        let Some(exp) = exp else {
-            self.armed = None;
-            return;
-        };
-        let at = if self.warned == Some(exp) {
-            exp
-        } else {
-            exp.saturating_sub(self.warning_ms)
-        };
-        let when = Instant::now() + Duration::from_millis(at.saturating_sub(crate::now_ms()));
-        match &mut self.armed {
-            Some((armed, _)) if *armed == at => {}
-            Some((armed, sleep)) => {
-                *armed = at;
-                sleep.as_mut().reset(when);
-            }
-            None => self.armed = Some((at, Box::pin(tokio::time::sleep_until(when)))),
-        }
-    }
-
-    /// Resolves when the armed moment comes; never when unarmed.
-    async fn fired(&mut self) {
-        match &mut self.armed {
-            Some((_, sleep)) => sleep.as_mut().await,
-            None => std::future::pending().await,
-        }
-    }
-}
-
-/// Why a socket write failed: the peer went away or we were told to close.
-struct WriteAborted;
-
 /// Who connected, as the gateway accepted it.
 #[derive(Debug, Clone)]
 pub struct Connected {
@@ -214,11 +163,12 @@ where
         app.metrics.connections_total.inc();
         tracing::debug!(client = %id, "connected");
 
-        let mut ping_every = tokio::time::interval(limits.heartbeat_interval());
-        ping_every.reset();
-        // Armed once a ping is sent, disarmed by any frame from the client.
-        let mut pong_armed = false;
-        let mut pong_deadline = std::pin::pin!(sleep_until(Instant::now()));
+        let mut heartbeat = Heartbeat::new(
+            limits.heartbeat_interval(),
+            limits.heartbeat_timeout(),
+            Instant::now(),
+        );
+        let mut beat = std::pin::pin!(sleep_until(heartbeat.due()));
         let mut expiry = ExpiryTimer::new(app.config.auth.expiry_warning_ms);
         // Shutdown arrives through it too (`Bus::close_all`).
         let mut killed = std::pin::pin!(kill.requested());
@@ -253,10 +203,21 @@ where
                         }
                     }
                     fast_run = 0;
-                    let step = tokio::select! {
+                    // The wait only says what happened; the handling, which
+                    // may await a walker, a guard or the store, runs boxed
+                    // below, so an idle connection's future holds the wait's
+                    // state and not the handling's.
+                    let event = tokio::select! {
                         biased;
-                        () = &mut killed => break kill.reason().cloned(),
-                        () = expiry.fired() => {
+                        () = &mut killed => Event::Killed,
+                        () = expiry.fired() => Event::Expiry,
+                        frame = socket.next() => Event::Frame(frame),
+                        out = rx.recv() => Event::Delivery(out),
+                        () = &mut beat => Event::Beat,
+                    };
+                    let step = match event {
+                        Event::Killed => break kill.reason().cloned(),
+                        Event::Expiry => {
                             let exp = exp.unwrap_or_default();
                             let now = crate::now_ms();
                             if now >= exp {
@@ -266,49 +227,43 @@ where
                             expiry.warned = Some(exp);
                             Ok(handler.expiry_warning(exp - now))
                         }
-                        frame = socket.next() => match frame {
-                            // Nothing is done for an identity past its `exp`,
-                            // even when the frame beat the timer to the loop.
-                            Some(Ok(_)) if exp.is_some_and(|exp| crate::now_ms() >= exp) => {
-                                app.metrics.disconnect("token_expired");
-                                break Some(expired_close());
-                            }
-                            Some(Ok(message)) => {
-                                pong_armed = false;
-                                match message {
-                                    // Boxed: request handling nests deep (walker,
-                                    // guard, store), and inlined it would make every
-                                    // idle connection's task carry its state.
-                                    Message::Text(text) => {
-                                        let reply = Box::pin(handler.on_text(text.as_str())).await;
-                                        flush_then(&mut handler, &mut rx, reply).await
-                                    }
-                                    Message::Binary(bytes) => {
-                                        let reply = Box::pin(handler.on_binary(&bytes)).await;
-                                        flush_then(&mut handler, &mut rx, reply).await
-                                    }
-                                    Message::Close(_) => break None,
-                                    Message::Ping(_) | Message::Pong(_) => Ok(Vec::new()),
+                        // Nothing is done for an identity past its `exp`,
+                        // even when the frame beat the timer to the loop.
+                        Event::Frame(Some(Ok(_)))
+                            if exp.is_some_and(|exp| crate::now_ms() >= exp) =>
+                        {
+                            app.metrics.disconnect("token_expired");
+                            break Some(expired_close());
+                        }
+                        Event::Frame(Some(Ok(message))) => {
+                            heartbeat.answered();
+                            match message {
+                                Message::Close(_) => break None,
+                                Message::Ping(_) | Message::Pong(_) => Ok(Vec::new()),
+                                message => {
+                                    Box::pin(on_message(&mut handler, &mut rx, message)).await
                                 }
                             }
-                            Some(Err(err)) => break read_error_close(&app, &err),
-                            None => break None,
-                        },
-                        out = rx.recv() => match out {
-                            Some(out) => Box::pin(drain(&mut handler, &mut rx, out)).await,
-                            None => break None,
-                        },
-                        _ = ping_every.tick() => {
-                            if !pong_armed {
-                                pong_armed = true;
-                                pong_deadline.as_mut().reset(Instant::now() + limits.heartbeat_timeout());
-                            }
-                            alive = write(&mut socket, &kill, &app, Message::Ping(Default::default())).await.is_ok();
-                            Ok(Vec::new())
                         }
-                        () = &mut pong_deadline, if pong_armed => {
-                            app.metrics.disconnect("heartbeat_timeout");
-                            break Some((CLOSE_GOING_AWAY, "heartbeat timeout: no pong".to_owned()));
+                        Event::Frame(Some(Err(err))) => break read_error_close(&app, &err),
+                        Event::Frame(None) | Event::Delivery(None) => break None,
+                        Event::Delivery(Some(out)) => {
+                            Box::pin(drain(&mut handler, &mut rx, out)).await
+                        }
+                        Event::Beat => {
+                            let now = heartbeat.fired(Instant::now());
+                            beat.as_mut().reset(heartbeat.due());
+                            match now {
+                                Beat::Dead => {
+                                    app.metrics.disconnect("heartbeat_timeout");
+                                    break Some((
+                                        CLOSE_GOING_AWAY,
+                                        "heartbeat timeout: no pong".to_owned(),
+                                    ));
+                                }
+                                Beat::Ping => Ok(vec![Message::Ping(Default::default())]),
+                                Beat::Idle => Ok(Vec::new()),
+                            }
                         }
                     };
                     match step {
@@ -319,25 +274,41 @@ where
             }
         };
 
-        if let Some((code, reason)) = close {
+        if let Some((code, reason)) = &close {
             tracing::debug!(client = %id, code, %reason, "closing");
-            // Best effort: a peer that cannot take the close frame within a
-            // second is gone anyway.
-            let frame = Message::Close(Some(close_frame(code, &reason)));
-            let _ = tokio::time::timeout(Duration::from_secs(1), socket.send(frame)).await;
         }
-        let _ = tokio::time::timeout(Duration::from_millis(200), socket.close()).await;
-        // Complete the closing handshake: read until the peer's close (or EOF),
-        // so its last writes (pongs, say) do not meet a reset connection.
-        let _ = tokio::time::timeout(Duration::from_secs(1), async {
-            while let Some(Ok(_)) = socket.next().await {}
-        })
-        .await;
+        Box::pin(write::close(&mut socket, close)).await;
         Box::pin(handler.on_close()).await;
         app.bus.unregister(&id);
         app.metrics.connections.dec();
         tracing::debug!(client = %id, "disconnected");
     }
+}
+
+/// What woke the connection loop.
+enum Event {
+    Killed,
+    Expiry,
+    Frame(Option<Result<Message, WireError>>),
+    Delivery(Option<Outbound>),
+    Beat,
+}
+
+/// One data frame from the client, handled, then what queued meanwhile
+/// (see [`flush_then`]). The loop boxes it: request handling nests deep
+/// (walker, guard, store), and inline it would make every idle
+/// connection's future carry its state.
+async fn on_message<H: Handler>(
+    handler: &mut H,
+    rx: &mut Inbox,
+    message: Message,
+) -> Result<Vec<Message>, Close> {
+    let reply = match message {
+        Message::Text(text) => handler.on_text(text.as_str()).await,
+        Message::Binary(bytes) => handler.on_binary(&bytes).await,
+        Message::Ping(_) | Message::Pong(_) | Message::Close(_) => Ok(Vec::new()),
+    };
+    flush_then(handler, rx, reply).await
 }
 
 /// Deliveries queued while a request was handled (a walker's notify-self,
@@ -424,68 +395,6 @@ async fn drain<H: Handler>(
         frames.extend(handler.on_outbound(out).await?);
     }
     Ok(frames)
-}
-
-/// Writes frames with one flush at the end, unless told to close first.
-async fn write_all<W>(sink: &mut W, kill: &Kill, app: &App, frames: Vec<Message>) -> bool
-where
-    W: Sink<Message> + Unpin,
-{
-    if frames.is_empty() {
-        return true;
-    }
-    let count = frames.len() as u64;
-    let sent = async {
-        for frame in frames {
-            if sink.feed(frame).await.is_err() {
-                return false;
-            }
-        }
-        sink.flush().await.is_ok()
-    };
-    let mut sent = std::pin::pin!(sent);
-    // Nearly every write completes at once; only one that waits for the
-    // client to read pays for a timer.
-    let ok = match futures_util::future::poll_immediate(&mut sent).await {
-        Some(ok) => ok,
-        None => tokio::select! {
-            biased;
-            () = kill.requested() => return false,
-            ok = &mut sent => ok,
-            () = tokio::time::sleep(app.config.limits.write_timeout()) => {
-                // A client that leaves its replies unread holds them: it is
-                // a slow consumer like one whose queue is full.
-                app.metrics.disconnect("slow_consumer");
-                kill.kill(crate::bus::CLOSE_SLOW_CONSUMER, "slow consumer: replies not read in time");
-                return false;
-            }
-        },
-    };
-    app.metrics.messages_out.inc_by(count);
-    ok
-}
-
-/// Writes one frame unless the session is told to close first.
-async fn write<W>(
-    sink: &mut W,
-    kill: &Kill,
-    app: &App,
-    message: Message,
-) -> Result<(), WriteAborted>
-where
-    W: Sink<Message> + Unpin,
-{
-    let is_data = matches!(message, Message::Text(_) | Message::Binary(_));
-    tokio::select! {
-        biased;
-        () = kill.requested() => Err(WriteAborted),
-        result = sink.send(message) => {
-            if is_data {
-                app.metrics.messages_out.inc();
-            }
-            result.map_err(|_| WriteAborted)
-        }
-    }
 }
 
 /// A close frame; the reason is cut to the 123 bytes the protocol allows.

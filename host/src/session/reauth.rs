@@ -11,7 +11,6 @@
 //! nothing allowed under both is missed.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use serde_json::{json, Value};
 
@@ -59,7 +58,7 @@ impl Session {
     /// Switches to `identity`, re-authorizing everything held; returns
     /// what was dropped.
     pub(super) async fn change_identity(&mut self, identity: Identity) -> Vec<Revoked> {
-        let actor = Actor::new(Arc::new(identity), Some(self.id.clone()));
+        let actor = Actor::new(identity.into_shared(), Some(self.id.clone()));
         let access = Access::Client(&actor);
         let policy = self.app.resources.policy();
         let mut updates = Vec::new();
