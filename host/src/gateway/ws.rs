@@ -10,6 +10,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, MethodRouter};
 use axum::Extension;
+use futures_util::FutureExt;
 
 use super::accept::Held;
 use crate::policy::Actor;
@@ -60,13 +61,11 @@ struct Keep {
 }
 
 impl Keep {
-    /// `session`, holding these until it ends. Not an `async fn`: its
-    /// future would keep `session` twice (see `session::run`).
+    /// `session`, holding these until it ends (or is dropped). A map over
+    /// the future, not an `async` block around it: the block would keep
+    /// `session` twice, as its capture and as the future it awaits.
     fn around(self, session: impl Future<Output = ()> + Send) -> impl Future<Output = ()> + Send {
-        async move {
-            let _keep = self;
-            session.await;
-        }
+        session.map(move |()| drop(self))
     }
 }
 

@@ -3,7 +3,7 @@
 //! `topics.rs` and `reauth.rs`), whichever dialect decoded it, and each goes
 //! through the policy as this connection's client.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -29,9 +29,11 @@ pub struct Session {
     query: Vec<(String, String)>,
     /// Per resumed resource: the newest sequence number already replayed,
     /// so live copies of replayed events are skipped.
-    pub(super) floors: HashMap<String, u64>,
+    /// (Ordered maps here: most sessions hold none, and an empty
+    /// `BTreeMap` is half an empty `HashMap`, in every connection's state.)
+    pub(super) floors: BTreeMap<String, u64>,
     /// The same per resumed channel, by history offset.
-    pub(super) channel_floors: HashMap<String, u64>,
+    pub(super) channel_floors: BTreeMap<String, u64>,
     /// The topics it created anonymously: they go with it.
     pub(super) anonymous_topics: Vec<String>,
     /// What it subscribed to, as asked: re-authorized when the identity
@@ -68,8 +70,8 @@ impl Session {
             id,
             actor,
             query,
-            floors: HashMap::new(),
-            channel_floors: HashMap::new(),
+            floors: BTreeMap::new(),
+            channel_floors: BTreeMap::new(),
             anonymous_topics: Vec::new(),
             held: Holdings::default(),
             sees_ids,
