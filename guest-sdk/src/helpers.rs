@@ -9,6 +9,12 @@ use crate::{
     WalkerReply,
 };
 
+/// `value` as JSON text: serde_json writing into a buffer, which is
+/// cheaper than `Display` (a formatter call per piece) on every reply.
+fn json_text(value: &Value) -> String {
+    serde_json::to_string(value).unwrap_or_default()
+}
+
 impl Manifest {
     /// A manifest with a name and version and nothing served yet.
     pub fn new(name: &str, version: &str) -> Self {
@@ -71,7 +77,7 @@ impl WalkerDecl {
 /// A successful (status 200) walker reply returning `value`, also reported
 /// once, as jac-cloud walkers that `report` their result do.
 pub fn reply(value: Value) -> WalkerReply {
-    let text = value.to_string();
+    let text = json_text(&value);
     WalkerReply {
         status: 200,
         reports: vec![text.clone()],
@@ -102,7 +108,7 @@ fn owned<S: AsRef<str>>(ids: &[S]) -> Vec<String> {
 /// # Errors
 /// `BadRequest` outside a connection (e.g. an HTTP walker call).
 pub fn notify_self(data: &Value) -> Result<(), PluginError> {
-    host::notify_self(&data.to_string())
+    host::notify_self(&json_text(data))
 }
 
 /// From a scripted socket: one text frame with exactly `text` (no JSON
@@ -111,7 +117,7 @@ pub fn notify_self(data: &Value) -> Result<(), PluginError> {
 /// # Errors
 /// `PayloadTooLarge` past the connection's outbound budget for one call.
 pub fn notify_self_text(text: &str) -> Result<(), PluginError> {
-    host::notify_self(&Value::String(text.to_owned()).to_string())
+    host::notify_self(&json_text(&Value::String(text.to_owned())))
 }
 
 /// From a scripted socket: one binary frame to its client.
@@ -129,7 +135,7 @@ pub fn notify_self_binary(data: &[u8]) -> Result<(), PluginError> {
 /// When the host refuses the send for the calling client (`Forbidden`: a
 /// guard, a role list, or the anonymous-send rule).
 pub fn notify_users<S: AsRef<str>>(user_ids: &[S], data: &Value) -> Result<u32, PluginError> {
-    host::notify_users(&owned(user_ids), &data.to_string())
+    host::notify_users(&owned(user_ids), &json_text(data))
 }
 
 /// Sends `data` to every subscriber of these channels; returns how many got it.
@@ -138,7 +144,7 @@ pub fn notify_users<S: AsRef<str>>(user_ids: &[S], data: &Value) -> Result<u32, 
 /// When the host refuses the send for the calling client (`Forbidden`: a
 /// guard, a role list, or the anonymous-send rule).
 pub fn notify_channels<S: AsRef<str>>(channels: &[S], data: &Value) -> Result<u32, PluginError> {
-    host::notify_channels(&owned(channels), &data.to_string())
+    host::notify_channels(&owned(channels), &json_text(data))
 }
 
 /// Sends `data` to these connections; returns how many got it.
@@ -147,7 +153,7 @@ pub fn notify_channels<S: AsRef<str>>(channels: &[S], data: &Value) -> Result<u3
 /// When the host refuses the send for the calling client (`Forbidden`: a
 /// guard, a role list, or the anonymous-send rule).
 pub fn notify_clients<S: AsRef<str>>(client_ids: &[S], data: &Value) -> Result<u32, PluginError> {
-    host::notify_clients(&owned(client_ids), &data.to_string())
+    host::notify_clients(&owned(client_ids), &json_text(data))
 }
 
 /// Publishes as the native `publish` does; returns how many got it.
@@ -155,7 +161,7 @@ pub fn notify_clients<S: AsRef<str>>(client_ids: &[S], data: &Value) -> Result<u
 /// # Errors
 /// When the host refuses the publish for the calling client (`Forbidden`).
 pub fn publish(channel: &str, message: &Value) -> Result<u32, PluginError> {
-    host::publish(channel, &message.to_string())
+    host::publish(channel, &json_text(message))
 }
 
 /// Broadcasts to a channel's subscribers, the sender included (scripted
@@ -164,7 +170,7 @@ pub fn publish(channel: &str, message: &Value) -> Result<u32, PluginError> {
 /// # Errors
 /// When the host refuses the broadcast for the calling client (`Forbidden`).
 pub fn broadcast(channel: &str, data: &Value) -> Result<u32, PluginError> {
-    host::channel_broadcast(channel, &data.to_string())
+    host::channel_broadcast(channel, &json_text(data))
 }
 
 /// Wall-clock time in Unix milliseconds.

@@ -78,9 +78,8 @@ pub mod bindings {
 pub use bindings::switchboard::plugin::host;
 pub use bindings::switchboard::plugin::types::{
     ChannelMessage, ErrorCode, GuardDecl, GuardRequest, Identity, Level, Manifest, Operation,
-    PluginError,
-    PresenceEvent, PresenceKind, SocketOpen, Transport, Transports, Verdict, WalkerDecl,
-    WalkerReply, WalkerRequest,
+    PluginError, PresenceEvent, PresenceKind, SocketOpen, Transport, Transports, Verdict,
+    WalkerDecl, WalkerReply, WalkerRequest,
 };
 pub use serde_json;
 

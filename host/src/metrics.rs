@@ -163,6 +163,17 @@ impl Metrics {
             .inc();
     }
 
+    /// The counter of one plugin's calls with `outcome`, to keep and count
+    /// on without a lookup per call.
+    pub fn plugin_call_counter(&self, plugin: &str, outcome: &'static str) -> Counter {
+        self.plugin_calls
+            .get_or_create(&vec![
+                ("plugin", label(plugin)),
+                ("outcome", outcome.to_owned()),
+            ])
+            .clone()
+    }
+
     /// Counts a plugin load outcome.
     pub fn plugin_load(&self, file: &str, outcome: &'static str) {
         self.plugin_loads

@@ -1,7 +1,7 @@
 //! Who a connection is: the identity a verified token or API key stands
 //! for, with its roles read from wherever its issuer puts them.
 
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, OnceLock};
 
 use serde_json::{Map, Value};
 
@@ -22,6 +22,29 @@ pub struct Identity {
     /// When the token stops being valid (its `exp`, Unix milliseconds); an
     /// open connection is closed then unless it sends a fresh token.
     pub expires_at_ms: Option<u64>,
+    /// `claims` as JSON text, made once: every plugin call hands the
+    /// caller's claims to the guest as text, and serializing them per call
+    /// was a measurable part of a walker round trip.
+    pub claims_text: ClaimsText,
+}
+
+/// The cached JSON text of an identity's claims (see
+/// [`Identity::claims_json`]). Not part of what an identity is: two
+/// identities with the same claims are equal whether or not either has
+/// made its text yet.
+#[derive(Clone, Default)]
+pub struct ClaimsText(OnceLock<String>);
+
+impl PartialEq for ClaimsText {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for ClaimsText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("..")
+    }
 }
 
 impl Identity {
@@ -40,6 +63,15 @@ impl Identity {
         } else {
             Arc::new(self)
         }
+    }
+
+    /// The claims as a JSON object's text, serialized on first use. The
+    /// claims are fixed once an identity is made (a new token makes a new
+    /// identity), so the text never goes stale.
+    pub fn claims_json(&self) -> &str {
+        self.claims_text
+            .0
+            .get_or_init(|| serde_json::to_string(&self.claims).unwrap_or_else(|_| "{}".into()))
     }
 
     /// Whether no token backs this identity.
@@ -92,6 +124,7 @@ impl Identity {
             roles,
             claims,
             expires_at_ms,
+            claims_text: ClaimsText::default(),
         }
     }
 
@@ -107,6 +140,7 @@ impl Identity {
             roles: key.role.iter().cloned().collect(),
             claims,
             expires_at_ms: None,
+            claims_text: ClaimsText::default(),
         }
     }
 }

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-pub use identity::Identity;
+pub use identity::{ClaimsText, Identity};
 pub use jwt::mint_token;
 
 use crate::config::{ApiKeyIdentity, AuthConfig};

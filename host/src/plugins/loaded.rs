@@ -88,6 +88,8 @@ pub struct LoadedPlugin {
     pub(crate) pre: PluginPre<PluginState>,
     /// Instances kept between calls.
     pub(crate) warm: WarmPool,
+    /// Its successful calls' counter, once looked up.
+    pub(crate) calls_ok: std::sync::OnceLock<prometheus_client::metrics::counter::Counter>,
 }
 
 impl LoadedPlugin {

@@ -113,6 +113,7 @@ pub(crate) fn load(
         engine: engine.clone(),
         pre,
         warm: WarmPool::new(budget.clone(), config.reuse_calls),
+        calls_ok: std::sync::OnceLock::new(),
     };
     let mut store = plugin.new_store(env.clone());
     // Loads run on a blocking thread (compiling is slow): drive the async

@@ -311,12 +311,12 @@ impl Plugins {
         let plugin = entry.plugin;
         let request = bindings::types::WalkerRequest {
             walker: name.to_owned(),
-            context: context.to_string(),
+            context: serde_json::to_string(context).unwrap_or_default(),
             identity: wit_identity(caller),
             transport,
         };
         let result = plugin.call_walker(self.env.clone(), caller, &request).await;
-        self.count(&plugin.name, &result);
+        self.count(&plugin, &result);
         let reply = result.map_err(WalkerError::Call)?;
         let returns = reply
             .returns
@@ -340,9 +340,18 @@ impl Plugins {
         })
     }
 
-    fn count<T>(&self, plugin: &str, result: &Result<T, CallError>) {
-        let outcome = result.as_ref().err().map_or("ok", CallError::outcome);
-        self.metrics.plugin_call(plugin, outcome);
+    fn count<T>(&self, plugin: &LoadedPlugin, result: &Result<T, CallError>) {
+        match result {
+            // The common case without a label lookup (which allocated the
+            // labels and hashed them on every call).
+            Ok(_) => {
+                plugin
+                    .calls_ok
+                    .get_or_init(|| self.metrics.plugin_call_counter(&plugin.name, "ok"))
+                    .inc();
+            }
+            Err(err) => self.metrics.plugin_call(&plugin.name, err.outcome()),
+        }
     }
 
     /// Asks every guard covering the query's operation and target. The
@@ -373,7 +382,7 @@ impl Plugins {
             let result = plugin
                 .check_guard(self.env.clone(), query.actor, &request)
                 .await;
-            self.count(&plugin.name, &result);
+            self.count(&plugin, &result);
             match result.map_err(|e| GuardError::Failed(plugin.name.to_string(), e.to_string()))? {
                 bindings::types::Verdict::Allow => {}
                 bindings::types::Verdict::Deny(reason) => return Err(GuardError::Denied(reason)),
@@ -473,7 +482,7 @@ fn wit_identity(actor: &Actor) -> bindings::types::Identity {
         client_id: actor.conn.as_deref().unwrap_or_default().to_owned(),
         user_id: identity.user_id.clone(),
         role: identity.role.clone(),
-        claims: Value::Object(identity.claims.clone()).to_string(),
+        claims: identity.claims_json().to_owned(),
     }
 }
 

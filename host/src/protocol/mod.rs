@@ -80,7 +80,9 @@ pub trait Dialect: Send + Sync + 'static {
 
 /// Encodes a JSON value as a text frame.
 pub fn to_frame(value: &Value) -> Utf8Bytes {
-    Utf8Bytes::from(value.to_string())
+    // serde_json writing into a buffer, not `Display` (which goes through
+    // the formatter a piece at a time).
+    Utf8Bytes::from(serde_json::to_string(value).unwrap_or_default())
 }
 
 /// Encodes `envelope` for `dialect`, once per envelope and dialect.
