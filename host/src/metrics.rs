@@ -155,12 +155,7 @@ impl Metrics {
 
     /// Counts a plugin call outcome.
     pub fn plugin_call(&self, plugin: &str, outcome: &'static str) {
-        self.plugin_calls
-            .get_or_create(&vec![
-                ("plugin", label(plugin)),
-                ("outcome", outcome.to_owned()),
-            ])
-            .inc();
+        self.plugin_call_counter(plugin, outcome).inc();
     }
 
     /// The counter of one plugin's calls with `outcome`, to keep and count

@@ -138,13 +138,15 @@ pub fn serve_socket(
 /// The socket is one value, read and written by this task alone: split
 /// halves would put a lock between them that every wake-up takes twice.
 /// What the loop waits on that outlives one wake-up (the kill switch, the
-/// pong deadline) is created once and polled again, not
+/// heartbeat's timer) is created once and polled again, not
 /// re-registered per delivery: each broadcast wakes every subscriber's
 /// task once, so whatever a wake-up costs is paid once per recipient.
 ///
 /// The loop is an `async move` block rather than an `async fn` body, which
 /// would store the socket and handler twice (as arguments and as the
-/// locals they are moved into): per idle connection that was 1.2 KB.
+/// locals they are moved into): per idle connection that was 1.2 KB. For
+/// the same reason only the wait is inline: every idle connection's
+/// future is as large as the loop's largest await.
 pub fn run<S, H>(
     mut socket: S,
     app: Arc<App>,

@@ -292,3 +292,78 @@ async fn the_loops_own_state_stays_small() {
     // 680 bytes when this was written; inline handling once made it 2 KB and more.
     assert!(own <= 720, "the loop's own state is {own} bytes");
 }
+
+/// A sink with room for one frame, read by the test when it likes: the
+/// write path's slow side (the socket full, the client not reading).
+fn narrow_sink() -> (
+    tokio_util::sync::PollSender<Message>,
+    mpsc::Receiver<Message>,
+) {
+    let (tx, rx) = mpsc::channel(1);
+    (tokio_util::sync::PollSender::new(tx), rx)
+}
+
+fn texts(n: usize) -> Vec<Message> {
+    (0..n)
+        .map(|i| Message::Text(i.to_string().into()))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_write_the_socket_cannot_take_at_once_completes_in_order() {
+    let dir = tempfile::tempdir().expect("dir");
+    let app = app(&dir, 0);
+    let kill = crate::bus::Kill::default();
+    let (mut sink, mut rx) = narrow_sink();
+    let reader = tokio::spawn(async move {
+        let mut got = Vec::new();
+        for _ in 0..3 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            match rx.recv().await {
+                Some(Message::Text(t)) => got.push(t.as_str().to_owned()),
+                other => panic!("expected text, got {other:?}"),
+            }
+        }
+        got
+    });
+    assert!(super::write::write_all(&mut sink, &kill, &app, texts(3)).await);
+    assert_eq!(reader.await.expect("reader"), ["0", "1", "2"]);
+    assert!(
+        kill.reason().is_none(),
+        "a slow but reading client is not killed"
+    );
+}
+
+#[tokio::test]
+async fn a_client_that_never_reads_is_killed_at_the_write_timeout() {
+    let dir = tempfile::tempdir().expect("dir");
+    let mut config = (*app(&dir, 0).config).clone();
+    config.limits.write_timeout_ms = 100;
+    config.store.path = dir.path().join("other.redb");
+    let app = App::new(config).expect("app");
+    let kill = crate::bus::Kill::default();
+    let (mut sink, _rx) = narrow_sink();
+    let started = std::time::Instant::now();
+    assert!(!super::write::write_all(&mut sink, &kill, &app, texts(3)).await);
+    assert!(started.elapsed() >= Duration::from_millis(100));
+    assert_eq!(
+        kill.reason().map(|r| r.0),
+        Some(crate::bus::CLOSE_SLOW_CONSUMER),
+        "killed as a slow consumer"
+    );
+}
+
+#[tokio::test]
+async fn a_kill_ends_a_waiting_write() {
+    let dir = tempfile::tempdir().expect("dir");
+    let app = app(&dir, 0);
+    let kill = Arc::new(crate::bus::Kill::default());
+    let (mut sink, _rx) = narrow_sink();
+    let killer = kill.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        killer.kill(4000, "test");
+    });
+    assert!(!super::write::write_all(&mut sink, &kill, &app, texts(3)).await);
+    assert_eq!(kill.reason().map(|r| r.0), Some(4000));
+}

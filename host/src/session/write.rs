@@ -22,10 +22,11 @@ use crate::wire::{Message, WireError};
 use crate::App;
 
 /// Frames being written: each fed when the sink is ready, then one flush.
+/// The sink is asked to be ready only for a frame there is to send (as
+/// `SinkExt::feed` does): a sink may refuse readiness it does not need.
 struct Sending<'a, W> {
     sink: &'a mut W,
     frames: std::vec::IntoIter<Message>,
-    flushing: bool,
 }
 
 impl<W: Sink<Message> + Unpin> Future for Sending<'_, W> {
@@ -34,17 +35,15 @@ impl<W: Sink<Message> + Unpin> Future for Sending<'_, W> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<bool> {
         let this = self.get_mut();
-        while !this.flushing {
+        while !this.frames.as_slice().is_empty() {
             if ready!(Pin::new(&mut *this.sink).poll_ready(cx)).is_err() {
                 return Poll::Ready(false);
             }
-            match this.frames.next() {
-                Some(frame) => {
-                    if Pin::new(&mut *this.sink).start_send(frame).is_err() {
-                        return Poll::Ready(false);
-                    }
-                }
-                None => this.flushing = true,
+            let Some(frame) = this.frames.next() else {
+                break;
+            };
+            if Pin::new(&mut *this.sink).start_send(frame).is_err() {
+                return Poll::Ready(false);
             }
         }
         Pin::new(&mut *this.sink)
@@ -70,7 +69,6 @@ where
     let mut sending = Sending {
         sink,
         frames: frames.into_iter(),
-        flushing: false,
     };
     // Nearly every write completes at once; only one that waits for the
     // client to read pays for a timer (and a box).
