@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 
 use super::{run, Connected, Session};
 use crate::auth::Identity;
+use crate::bus::Registration;
 use crate::protocol::native::Native;
 use crate::{App, Config};
 
@@ -100,6 +101,18 @@ fn socket() -> (
     (to_loop, socket, from_loop)
 }
 
+/// A native session of `identity`, registered on the bus.
+fn native_session(app: &Arc<App>, identity: Identity) -> (Registration, Session) {
+    let registration = app.bus.register(identity.user_id.clone(), "native");
+    let connected = Connected {
+        identity,
+        query: Vec::new(),
+        peer: None,
+    };
+    let session = Session::new(app.clone(), &Native, registration.id.clone(), connected);
+    (registration, session)
+}
+
 /// Starts the loop for a native session of `identity`.
 fn start(
     app: &Arc<App>,
@@ -111,14 +124,8 @@ fn start(
     Arc<str>,
 ) {
     let (to_loop, socket, from_loop) = socket();
-    let registration = app.bus.register(identity.user_id.clone(), "native");
+    let (registration, session) = native_session(app, identity);
     let id = registration.id.clone();
-    let connected = Connected {
-        identity,
-        query: Vec::new(),
-        peer: None,
-    };
-    let session = Session::new(app.clone(), &Native, id.clone(), connected);
     let task = tokio::spawn(run(socket, app.clone(), registration, session));
     (to_loop, from_loop, task, id)
 }
@@ -237,13 +244,7 @@ async fn read_errors_close_with_their_rfc_6455_codes() {
     for (error, code, reason) in cases {
         let reader = Box::pin(stream::iter([Err(error)]).chain(stream::pending()));
         let (socket, mut from_loop) = duplex(reader);
-        let registration = app.bus.register(None, "native");
-        let connected = Connected {
-            identity: Identity::anonymous(),
-            query: Vec::new(),
-            peer: None,
-        };
-        let session = Session::new(app.clone(), &Native, registration.id.clone(), connected);
+        let (registration, session) = native_session(&app, Identity::anonymous());
         let task = tokio::spawn(run(socket, app.clone(), registration, session));
         assert_eq!(next_json(&mut from_loop).await["type"], "connected");
         match next(&mut from_loop).await {
@@ -275,13 +276,7 @@ async fn the_loops_own_state_stays_small() {
     let app = app(&dir, 0);
     let (_to_loop, socket, _from_loop) = socket();
     let socket_size = std::mem::size_of_val(&socket);
-    let registration = app.bus.register(None, "native");
-    let connected = Connected {
-        identity: Identity::anonymous(),
-        query: Vec::new(),
-        peer: None,
-    };
-    let session = Session::new(app.clone(), &Native, registration.id.clone(), connected);
+    let (registration, session) = native_session(&app, Identity::anonymous());
     let session_size = std::mem::size_of_val(&session);
     let future = run(socket, app.clone(), registration, session);
     let own = std::mem::size_of_val(&future) - socket_size - session_size;
